@@ -1,0 +1,41 @@
+"""Typer wiring only: one module per verb."""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from . import config, generate, models
+
+app = typer.Typer(
+    name="imgen",
+    help="Generate images from a prompt with OpenAI-compatible image APIs.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"imgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", "-V", help="Show the version and exit.", callback=_version, is_eager=True
+    ),
+) -> None:
+    """Generate images from a prompt with OpenAI-compatible image APIs."""
+
+
+app.command("generate", no_args_is_help=False)(generate.generate)
+app.add_typer(models.app, name="models")
+app.add_typer(config.app, name="config")
+
+
+def run() -> None:
+    app(prog_name="imgen")

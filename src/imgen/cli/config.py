@@ -1,0 +1,238 @@
+"""`imgen config`: where the files are, what each setting resolves to and why, and safe edits.
+
+stdout carries only the data asked for (a path, a value, a listing); confirmations, notes and
+warnings go to stderr. No command prints a key: only its masked form `sk-...abcd`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from .. import settings as st
+from .common import JsonOption, ProfileOption, handle_errors
+
+app = typer.Typer(
+    help="Manage TOML profiles: base URL, key source, default model and output directory.",
+    no_args_is_help=True,
+)
+key_app = typer.Typer(
+    help="Store or forget a profile's API key (credentials.toml, mode 0600). No flag takes a key.",
+    no_args_is_help=True,
+)
+app.add_typer(key_app, name="key")
+
+KeyArg = Annotated[str, typer.Argument(help="A setting (see `imgen config set --help`), or params.FIELD.", show_default=False)]
+
+
+@app.command("path")
+def path(
+    credentials: Annotated[bool, typer.Option("--credentials", help="Print the credentials file's path instead.")] = False,
+) -> None:
+    """Print the config file's path (IMGEN_CONFIG, else the user config directory), existing or not."""
+    from .. import configfile
+
+    with handle_errors():
+        typer.echo(str(configfile.credentials_path() if credentials else configfile.config_path()))
+
+
+@app.command("list")
+def list_profiles(json_output: JsonOption = False) -> None:
+    """List every profile, built-in and from the file; `*` marks the one used without --profile."""
+    with handle_errors() as messages:
+        infos, active = st.list_profiles()
+        names = {info.name for info in infos}
+        if active.value not in names:
+            messages.warn(f"{active.source} names {active.value!r}, which is not a profile")
+        if json_output:
+            document = {
+                "default": active.value,
+                "default_source": active.source,
+                "profiles": [
+                    {"name": i.name, "origin": i.origin, "builtin": i.builtin, "in_file": i.in_file, "default": i.name == active.value}
+                    for i in infos
+                ],
+            }
+            typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+            return
+        width = max(len(i.name) for i in infos)
+        for info in infos:
+            mark = "*" if info.name == active.value else " "
+            typer.echo(f"{mark} {info.name:<{width}}  {info.origin}")
+
+
+@app.command("show")
+def show(profile: ProfileOption = None, json_output: JsonOption = False) -> None:
+    """Show every resolved value of a profile and where it came from; the key only masked."""
+    with handle_errors() as messages:
+        settings = st.resolve({"profile": profile})
+        document = _describe(settings)
+        for warning in settings.warnings:
+            messages.warn(warning)
+        if json_output:
+            typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+            return
+        rows = [(k, st.format_value(v["value"]), v["source"]) for k, v in document["settings"].items()]
+        key = document["api_key"]
+        rows.insert(_row_after(rows, "api_key_env"), ("api_key", key["shown"], key["source"] or key["problem"] or key["hint"]))
+        rows += [(f"params.{k}", st.format_value(v["value"]), v["source"]) for k, v in document["params"].items()]
+        key_width = max(len(r[0]) for r in rows)
+        value_width = min(max(len(r[1]) for r in rows), 40)
+        typer.echo(f"# config file: {document['config_file']}")
+        for name, value, source in rows:
+            typer.echo(f"{name:<{key_width}}  {value:<{value_width}}  ({source})")
+
+
+def _describe(settings: st.Settings) -> dict[str, Any]:
+    values = {"profile": settings.values["profile"]}
+    values.update((k, settings.values[k]) for k in st.SETTING_KEYS if k in settings.values and k != "params")
+    document: dict[str, Any] = {
+        "profile": settings.profile,
+        "config_file": str(settings.config_path),
+        "credentials_file": str(settings.credentials_path),
+        "settings": {k: {"value": v.value, "source": v.source} for k, v in values.items() if v.value is not None},
+        "params": {
+            k: {"value": v, "source": settings.params_sources.get(k, settings.source("params"))}
+            for k, v in sorted((settings.get("params") or {}).items())
+        },
+    }
+    key: dict[str, Any] = {"set": False, "shown": "not set", "source": None, "problem": None, "hint": None}
+    if not settings.needs_key():
+        key.update(shown="not needed", source="the placeholder API sends no request")
+    else:
+        found = settings.api_key()
+        if found is not None:
+            key.update(set=True, shown=st.mask_key(str(found.value)), source=found.source)
+        elif settings.key_problem:
+            key.update(shown="not used", problem=settings.key_problem)
+        else:
+            key.update(hint=settings.key_hint())
+    document["api_key"] = key
+    return document
+
+
+def _row_after(rows: list[tuple[str, str, str]], name: str) -> int:
+    for index, row in enumerate(rows):
+        if row[0] == name:
+            return index + 1
+    return len(rows)
+
+
+@app.command("get")
+def get(key: KeyArg, profile: ProfileOption = None) -> None:
+    """Print one resolved value, nothing else (for scripts). Nothing is printed for an unset value."""
+    with handle_errors() as messages:
+        head, param = st.split_key(key)
+        if head not in st.SETTING_KEYS and head != "profile":
+            raise st.unknown_key(key)
+        settings = st.resolve({"profile": profile})
+        for warning in settings.warnings:
+            messages.warn(warning)
+        value = (settings.get("params") or {}).get(param) if param else settings.get(head)
+        if value is None:
+            messages.info(f"{key} is not set for profile {settings.profile}")
+            return
+        typer.echo(st.format_value(value))
+
+
+def _settings_help() -> str:
+    lines = [f"{name}: {spec.help}" + (f" ({'|'.join(spec.choices)})" if spec.choices else "") for name, spec in st.SETTING_KEYS.items()]
+    return "\n\n".join(["Settings:", *lines])
+
+
+# Negative numbers (`seed -1`) must reach VALUE instead of being taken for options.
+@app.command("set", context_settings={"ignore_unknown_options": True}, epilog=_settings_help())
+def set_value(
+    key: KeyArg,
+    value: Annotated[str, typer.Argument(help="Parsed per the setting's type; for params.FIELD a TOML/JSON value, else a string.")],
+    profile: ProfileOption = None,
+) -> None:
+    """Set KEY in a profile (default: the default profile), creating its file section if needed.
+
+    Other profiles, keys and tables are kept; comments in the file are not (it is rewritten).
+    """
+    with handle_errors() as messages:
+        change = st.set_value(key, value, profile)
+        for note in change.notes:
+            messages.warn(note)
+        messages.info(f"profile {change.profile}: {key} = {json.dumps(change.value, ensure_ascii=False)} ({change.path})")
+
+
+@app.command("unset")
+def unset_value(key: KeyArg, profile: ProfileOption = None) -> None:
+    """Remove KEY from a profile's file section; a built-in value shows through again."""
+    with handle_errors() as messages:
+        change = st.unset_value(key, profile)
+        for note in change.notes:
+            messages.info(note)
+        if change.changed:
+            messages.info(f"profile {change.profile}: {key} removed ({change.path})")
+
+
+@app.command("use")
+def use(name: Annotated[str, typer.Argument(help="An existing profile, built-in or from the file.")]) -> None:
+    """Make NAME the default profile (default_profile in the config file)."""
+    with handle_errors() as messages:
+        change = st.use_profile(name)
+        for note in change.notes:
+            messages.warn(note)
+        messages.info(f"default profile: {name} ({change.path})")
+
+
+@key_app.command("set")
+def key_set(profile: ProfileOption = None) -> None:
+    """Store a profile's key, read from a hidden prompt, or from stdin when it is not a terminal."""
+    from .. import credentials
+
+    with handle_errors() as messages:
+        settings = st.resolve({"profile": profile})
+        key = credentials.clean_key(_read_key(settings.profile))
+        path = credentials.store_key(settings.credentials_path, settings.profile, key)
+        messages.info(f"stored key {st.mask_key(key)} for profile {settings.profile} in {path} (mode 0600)")
+        for note in _shadowing(settings):
+            messages.warn(note)
+
+
+def _read_key(profile: str) -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.read()
+    import getpass
+
+    try:
+        return getpass.getpass(f"API key for profile {profile} (input hidden): ")
+    except EOFError:
+        return ""
+
+
+def _shadowing(settings: st.Settings) -> list[str]:
+    notes = []
+    env = settings.get("api_key_env")
+    for var in (st.KEY_ENV, env):
+        if var and settings.environ.get(var):
+            notes.append(f"{var} is set in this environment and is used before the stored key")
+            break
+    if not settings.needs_key():
+        notes.append(f"profile {settings.profile} uses the placeholder API, which sends no key")
+    elif settings.api_key() is None and settings.key_problem:
+        notes.append(settings.key_problem)
+    return notes
+
+
+@key_app.command("remove")
+def key_remove(profile: ProfileOption = None) -> None:
+    """Forget a profile's stored key (environment variables are not touched)."""
+    from .. import configfile, credentials
+
+    with handle_errors() as messages:
+        path = configfile.config_path()
+        name = st.select_profile(profile, os.environ, st.read_config(path), path).value
+        target = configfile.credentials_path()
+        if credentials.remove_key(target, name):
+            messages.info(f"removed the stored key of profile {name} from {target}")
+        else:
+            messages.info(f"no key stored for profile {name} in {target}; nothing changed")
+

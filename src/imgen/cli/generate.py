@@ -1,0 +1,207 @@
+"""`imgen generate`: options → pipeline → report. Parsing only; the work is in pipeline.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import ExitCode, UsageError
+from .common import JsonOption, ProfileOption, debug_enabled, handle_errors
+
+GEN = "Generation"
+OUT = "Output"
+CONN = "Connection"
+
+
+def parse_params(values: list[str]) -> dict[str, Any]:
+    """--param KEY=VALUE: VALUE is JSON when it parses (true, 3, {"a":1}), else a string."""
+    params: dict[str, Any] = {}
+    for raw in values:
+        key, sep, value = raw.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--param {raw!r}: expected KEY=VALUE", "e.g. --param watermark=false --param seed=42")
+        if key in ("prompt", "model"):
+            raise UsageError(f"--param {key}: set it with {'PROMPT' if key == 'prompt' else '--model'} instead")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
+    if prompt is not None and prompt_file is not None:
+        raise UsageError("PROMPT and --prompt-file both given", "use one of them")
+    if prompt_file is not None:
+        try:
+            text = prompt_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise UsageError(f"--prompt-file {prompt_file}: cannot read it ({reason})", "give a readable UTF-8 text file") from None
+    elif prompt == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("PROMPT is '-' but stdin is a terminal", "pipe the prompt in: echo 'a cat' | imgen generate -")
+        text = sys.stdin.read()
+    elif prompt is None:
+        raise UsageError("no prompt given", 'imgen generate "a paper boat at sunrise" (or - for stdin, or --prompt-file FILE)')
+    else:
+        text = prompt
+    text = text.strip()
+    if not text:
+        raise UsageError("the prompt is empty", "describe the image you want")
+    return text
+
+
+def generate(
+    prompt: Annotated[str | None, typer.Argument(help="What to draw. '-' reads it from stdin.", show_default=False)] = None,
+    prompt_file: Annotated[
+        Path | None, typer.Option("--prompt-file", help="Read the prompt from a file.", rich_help_panel=GEN, show_default=False)
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model id (imgen models lists them). [default: dall-e-3]", rich_help_panel=GEN, show_default=False)
+    ] = None,
+    n: Annotated[int | None, typer.Option("-n", "--n", help="Number of images.", rich_help_panel=GEN, show_default=False)] = None,
+    size: Annotated[
+        str | None, typer.Option("--size", "-s", help="Image size, e.g. 1024x1024 (model-dependent).", rich_help_panel=GEN, show_default=False)
+    ] = None,
+    quality: Annotated[
+        str | None, typer.Option("--quality", "-Q", help="standard|hd (dall-e-3), low|medium|high|auto (GPT image).", rich_help_panel=GEN, show_default=False)
+    ] = None,
+    style: Annotated[str | None, typer.Option("--style", help="vivid|natural (dall-e-3 only).", rich_help_panel=GEN, show_default=False)] = None,
+    background: Annotated[
+        str | None, typer.Option("--background", help="transparent|opaque|auto (GPT image).", rich_help_panel=GEN, show_default=False)
+    ] = None,
+    output_format: Annotated[
+        str | None, typer.Option("--output-format", help="png|jpeg|webp (GPT image); png|jpeg (Seedream).", rich_help_panel=GEN, show_default=False)
+    ] = None,
+    compression: Annotated[
+        int | None, typer.Option("--compression", help="0-100, jpeg/webp output only (GPT image).", rich_help_panel=GEN, show_default=False)
+    ] = None,
+    moderation: Annotated[str | None, typer.Option("--moderation", help="low|auto (GPT image).", rich_help_panel=GEN, show_default=False)] = None,
+    response_format: Annotated[
+        str | None, typer.Option("--response-format", help="url|b64_json (dall-e, Seedream; never GPT image).", rich_help_panel=GEN, show_default=False)
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="End-user id passed to the API.", rich_help_panel=GEN, show_default=False)] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="Extra body field KEY=VALUE (VALUE as JSON when it parses). Repeatable.", rich_help_panel=GEN, show_default=False),
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse model ids imgen does not know.", rich_help_panel=GEN)] = False,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Directory, file name (one image), or - for raw bytes on stdout. [default: .]", rich_help_panel=OUT, show_default=False),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="File name template: {date} {time} {slug} {index} {model} {hash} {ext}.", rich_help_panel=OUT, show_default=False),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files instead of adding -2, -3...", rich_help_panel=OUT)] = False,
+    no_download: Annotated[
+        bool, typer.Option("--no-download", help="Print result URLs on stdout instead of saving them.", rich_help_panel=OUT)
+    ] = False,
+    json_out: JsonOption = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the request (key masked) and a curl equivalent; send nothing.", rich_help_panel=OUT)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.", rich_help_panel=OUT)] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Explain: settings, retries, timings.", rich_help_panel=OUT)] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.", rich_help_panel=OUT)] = False,
+    profile: ProfileOption = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="API base URL (env IMGEN_BASE_URL).", rich_help_panel=CONN, show_default=False)
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Seconds to wait for the API, and for each download. [default: 300]", rich_help_panel=CONN, show_default=False)
+    ] = None,
+    retries: Annotated[
+        int | None, typer.Option("--retries", help="Retries for 429/5xx/connection errors. [default: 2]", rich_help_panel=CONN, show_default=False, min=0, max=10)
+    ] = None,
+) -> None:
+    """Generate images from PROMPT and save them; print one path per line."""
+    from ..report import Messages
+
+    messages = Messages(quiet=quiet, verbose=verbose, debug=debug or debug_enabled())
+    with handle_errors(messages):
+        from .. import pipeline
+
+        text = read_prompt(prompt, prompt_file)
+        flags = {"profile": profile, "base_url": base_url, "model": model, "name": name, "timeout": timeout, "retries": retries}
+        fields = {
+            "n": n,
+            "size": size,
+            "quality": quality,
+            "style": style,
+            "background": background,
+            "output_format": output_format,
+            "output_compression": compression,
+            "moderation": moderation,
+            "response_format": response_format,
+            "user": user,
+        }
+        plan = pipeline.prepare(
+            text,
+            flags=flags,
+            fields=fields,
+            params=parse_params(param or []),
+            output=output,
+            overwrite=overwrite,
+            strict=strict,
+            no_download=no_download,
+        )
+        for warning in plan.warnings:
+            messages.warn(warning)
+        if dry_run:
+            _print_dry_run(pipeline.describe_request(plan), json_out)
+            return
+        messages.detail(f"profile {plan.settings.profile}: {plan.dialect} API at {plan.base_url}, model {plan.request.model}")
+        outcome = _run(plan, messages, quiet)
+        _report(outcome, messages, json_out)
+        if outcome.exit_code != ExitCode.OK:
+            raise typer.Exit(int(outcome.exit_code))
+
+
+def _run(plan, messages, quiet):  # noqa: ANN001, ANN202
+    from .. import pipeline
+    from ..report import make_progress
+
+    progress = make_progress(enabled=not quiet)
+    hooks = pipeline.Hooks(
+        retry=lambda text: messages.detail(f"imgen: retry: {text}"),
+        waiting=progress.waiting,
+        download_task=progress.task,
+    )
+    try:
+        return pipeline.run(plan, hooks)
+    finally:
+        progress.close()
+
+
+def _report(outcome, messages, json_out: bool) -> None:  # noqa: ANN001
+    from .. import pipeline
+    from ..report import emit_json, emit_lines
+
+    for failed in outcome.failed:
+        messages.error(failed.error)
+    if json_out:
+        emit_json(pipeline.outcome_document(outcome))
+    else:
+        emit_lines([str(s.image.path) for s in outcome.saved if s.image.path is not None] + [i.url for i in outcome.urls])
+    messages.detail(f"done in {outcome.elapsed:.2f}s: {len(outcome.saved)} saved, {len(outcome.failed)} failed")
+
+
+def _print_dry_run(described: dict, json_out: bool) -> None:
+    from ..report import emit_json, emit_lines
+
+    if json_out:
+        emit_json(described)
+        return
+    if described.get("offline"):
+        emit_lines([f"offline: model {described['model']} writes placeholder PNGs locally; nothing is sent", json.dumps(described["body"], indent=2, ensure_ascii=False)])
+        return
+    lines = [f"{described['method']} {described['url']}"]
+    lines += [f"{k}: {v}" for k, v in described["headers"].items()]
+    lines += ["", json.dumps(described["body"], indent=2, ensure_ascii=False), "", described["curl"]]
+    emit_lines(lines)

@@ -1,0 +1,396 @@
+"""One generation, top to bottom:
+
+settings (flag > env > profile > default) → capability check (all problems, before any I/O)
+→ provider.build_request (pure) → http.send (retries, error mapping) → provider.parse
+→ save each image (download or decode → verify → atomic write) → Outcome, which the CLI reports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import capabilities, names, providers
+from .errors import AuthError, BadResponse, ExitCode, ImgenError, RequestRejected, UsageError
+from .request import GenerateRequest
+from .results import GenerationResponse, ImageResult
+from .save import DEFAULT_MAX_BYTES, ImageWriter, SavedImage, iter_b64, write_all
+from .settings import Settings, Sourced, mask_key, resolve
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
+
+
+@dataclass
+class Target:
+    """Where images go: a directory (names from the template), one named file, or stdout."""
+
+    directory: Path
+    file_name: str | None = None  # -o FILE
+    stdout: bool = False
+
+
+@dataclass
+class Plan:
+    settings: Settings
+    request: GenerateRequest
+    dialect: str
+    spec: Any
+    warnings: list[str]
+    target: Target
+    template: str
+    overwrite: bool = False
+    no_download: bool = False
+    max_bytes: int = DEFAULT_MAX_BYTES
+    api_key: Sourced | None = None
+
+    @property
+    def base_url(self) -> str:
+        return str(self.settings["base_url"]).rstrip("/")
+
+
+@dataclass
+class Saved:
+    item: ImageResult
+    image: SavedImage
+
+
+@dataclass
+class Failed:
+    item: ImageResult
+    error: ImgenError
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    response: GenerationResponse
+    saved: list[Saved] = field(default_factory=list)
+    failed: list[Failed] = field(default_factory=list)
+    urls: list[ImageResult] = field(default_factory=list)  # --no-download
+    elapsed: float = 0.0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if not self.failed:
+            return ExitCode.OK
+        if self.saved or self.urls:
+            return ExitCode.PARTIAL
+        return self.failed[0].error.exit_code
+
+
+def prepare(
+    prompt: str,
+    *,
+    flags: dict[str, Any],
+    fields: dict[str, Any],
+    params: dict[str, Any],
+    output: str | None = None,
+    overwrite: bool = False,
+    strict: bool = False,
+    no_download: bool = False,
+    environ: dict[str, str] | None = None,
+) -> Plan:
+    """Resolve and check everything; raise UsageError listing every problem. No network I/O."""
+    settings = resolve(flags, environ)
+    model = str(settings["model"])
+    merged_fields = {k: settings.get(k) for k in _profile_fields(settings)}
+    merged_fields.update({k: v for k, v in fields.items() if v is not None})
+    merged_params = dict(settings.get("params") or {})
+    merged_params.update(params)
+    request = GenerateRequest(prompt=prompt, model=model, fields=merged_fields, params=merged_params)
+
+    spec = capabilities.lookup(model, settings["api"])
+    dialect = "placeholder" if spec is not None and spec.dialect == "placeholder" else str(settings["api"])
+    providers.get(dialect)  # an unknown dialect is a config error, before anything else
+    result = capabilities.check(request, dialect, strict=strict)
+    problems = list(result.problems)
+
+    template = str(settings["name"])
+    try:
+        names.render(template, prompt=prompt, index=1, ext="png", model=model)
+    except ValueError as exc:
+        problems.append(f"--name {template!r}: {exc}")
+    target = _target(output, settings, request.n, problems)
+    if no_download and target.stdout:
+        problems.append("--no-download with -o -: nothing would be written to stdout; drop one of them")
+    if problems:
+        raise UsageError(
+            "\n  ".join(problems) if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems),
+            "nothing was sent; fix the flags above (imgen models show MODEL lists what it accepts)",
+        )
+    max_bytes = settings.get("max_download") or DEFAULT_MAX_BYTES
+    return Plan(
+        settings=settings,
+        request=request,
+        dialect=dialect,
+        spec=result.spec,
+        warnings=list(result.warnings),
+        target=target,
+        template=template,
+        overwrite=overwrite,
+        no_download=no_download,
+        max_bytes=int(max_bytes),
+        api_key=settings.api_key() if dialect != "placeholder" else None,
+    )
+
+
+def _profile_fields(settings: Settings) -> list[str]:
+    from .settings import GENERATION_FIELDS
+
+    return [k for k in GENERATION_FIELDS if settings.get(k) is not None]
+
+
+def _target(output: str | None, settings: Settings, n: int, problems: list[str]) -> Target:
+    if output == "-":
+        if n != 1:
+            problems.append(f"-o -: raw bytes on stdout hold one image, but -n is {n}; use -n 1 or -o DIR")
+        if sys.stdout.isatty():
+            problems.append("-o -: stdout is a terminal; redirect it to a file or a pipe (imgen ... -o - > out.png)")
+        return Target(Path("."), stdout=True)
+    raw = output if output is not None else str(settings["output_dir"])
+    path = Path(raw).expanduser()
+    if output is not None and not raw.endswith(("/", "\\")) and path.suffix.lower() in IMAGE_SUFFIXES and not path.is_dir():
+        if n != 1:
+            problems.append(f"-o {raw}: a single file holds one image, but -n is {n}; use -o DIR for several")
+        return Target(path.parent, file_name=path.name)
+    if path.exists() and not path.is_dir():
+        problems.append(f"-o {raw}: exists and is not a directory; give a directory or a new file name ending in .png/.jpg/.webp")
+    return Target(path)
+
+
+def describe_request(plan: Plan) -> dict[str, Any]:
+    """What would be sent, for --dry-run: the key masked, with a curl equivalent."""
+    if plan.dialect == "placeholder":
+        return {"offline": True, "model": plan.request.model, "body": plan.request.body()}
+    call = providers.get(plan.dialect).build_request(plan.request)
+    url = plan.base_url + call.path
+    key_env = plan.settings.get("api_key_env") or "IMGEN_API_KEY"
+    key = plan.api_key.value if plan.api_key else None
+    headers = {"Authorization": f"Bearer {mask_key(key)}" if key else "(no key set)", "Content-Type": "application/json"}
+    body = json.dumps(call.body, ensure_ascii=False)
+    curl = (
+        f"curl -sS -X {call.method} {shlex.quote(url)} "
+        f'-H "Authorization: Bearer ${key_env}" -H "Content-Type: application/json" -d {shlex.quote(body)}'
+    )
+    return {"method": call.method, "url": url, "headers": headers, "body": call.body, "curl": curl}
+
+
+def require_key(plan: Plan) -> str | None:
+    if plan.dialect == "placeholder":
+        return None
+    if plan.api_key is None:
+        env = plan.settings.get("api_key_env") or "IMGEN_API_KEY"
+        why = getattr(plan.settings, "key_problem", None)
+        raise AuthError(
+            why or f"no API key for profile {plan.settings.profile!r}",
+            f"export {env}=sk-... (or IMGEN_API_KEY), or store one with: imgen config key set -P {plan.settings.profile}",
+        )
+    return str(plan.api_key.value)
+
+
+@dataclass
+class Hooks:
+    """Callbacks into the user interface; the pipeline never prints."""
+
+    retry: Callable[[str], None] = lambda text: None
+    waiting: Callable[[str], Any] | None = None
+    download_task: Callable[[str, int | None], Any] | None = None
+
+
+def call_api(plan: Plan, hooks: Hooks) -> GenerationResponse:
+    if plan.dialect == "placeholder":
+        return providers.get("placeholder").generate(plan.request)
+    from . import http
+
+    key = require_key(plan)
+    provider = providers.get(plan.dialect)
+    call = provider.build_request(plan.request)
+    policy = http.RetryPolicy(retries=int(plan.settings["retries"]))
+    with http.api_client(plan.base_url, key, float(plan.settings["timeout"])) as client:
+        response = http.send(
+            client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry, target="the API"
+        )
+        payload = _json(response)
+    return provider.parse(payload)
+
+
+def _json(response: Any) -> Any:
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        ctype = response.headers.get("content-type", "?")
+        snippet = response.content[:60].decode("utf-8", "replace")
+        raise BadResponse(
+            f"the API answered {response.status_code} with a body that is not JSON ({ctype}: {snippet!r})",
+            "check the base URL points at an image API; retry later if it is a proxy error page",
+        ) from None
+
+
+def item_error(item: ImageResult) -> ImgenError:
+    text = f"image {item.index + 1} failed: {item.error_message} (code {item.error_code})"
+    if item.error_code in ("no_image", "bad_item"):
+        return BadResponse(text, "the API answered with an unusable item; retry", code=item.error_code)
+    return RequestRejected(text, "change the prompt or options for this image and try again", code=item.error_code)
+
+
+def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Outcome) -> None:
+    today = dt.date.today()
+
+    def name_for(item: ImageResult) -> Callable[[str], str]:
+        if plan.target.file_name:
+            return lambda ext: _file_name_with_ext(plan.target.file_name, ext)
+        return lambda ext: names.render(
+            plan.template, prompt=plan.request.prompt, index=item.index + 1, ext=ext, model=plan.request.model, date=today
+        )
+
+    pending: list[ImageResult] = []
+    for item in response.items:
+        if item.failed:
+            outcome.failed.append(Failed(item, item_error(item)))
+        elif plan.no_download and item.url:
+            outcome.urls.append(item)
+        else:
+            pending.append(item)
+    if not pending:
+        return
+
+    directory = plan.target.directory
+    if plan.target.stdout:
+        import tempfile
+
+        directory = Path(tempfile.mkdtemp(prefix="imgen-"))
+    downloads = None
+    if any(i.url and not i.b64_json and i.data is None for i in pending):
+        from . import http, urlpolicy
+
+        downloads = (
+            http.download_client(float(plan.settings["timeout"])),
+            urlpolicy.UrlPolicy.for_api(plan.base_url),
+            http.RetryPolicy(retries=int(plan.settings["retries"])),
+        )
+    deadline = time.monotonic() + float(plan.settings["timeout"])
+
+    def one(item: ImageResult) -> Saved | Failed:
+        make_writer = lambda: ImageWriter(directory, max_bytes=plan.max_bytes, source=f"image {item.index + 1}")  # noqa: E731
+        try:
+            if item.data is not None or item.b64_json:
+                with make_writer() as writer:
+                    write_all(writer, [item.data] if item.data is not None else iter_b64(item.b64_json or ""))
+                    saved = writer.commit(name_for(item), overwrite=plan.overwrite)
+            else:
+                from . import download
+
+                client, url_policy, policy = downloads
+                task = hooks.download_task(f"image {item.index + 1}", None) if hooks.download_task else None
+                try:
+                    saved = download.fetch(
+                        client,
+                        item.url,
+                        make_writer,
+                        name_for(item),
+                        policy=policy,
+                        url_policy=url_policy,
+                        deadline=deadline,
+                        overwrite=plan.overwrite,
+                        on_progress=(lambda done, total: task.update(done, total)) if task else None,
+                        on_retry=hooks.retry,
+                    )
+                finally:
+                    if task:
+                        task.done()
+            return Saved(item, saved)
+        except ImgenError as exc:
+            return Failed(item, exc)
+
+    try:
+        if len(pending) == 1:
+            results = [one(pending[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(4, len(pending))) as pool:
+                results = list(pool.map(one, pending))
+    finally:
+        if downloads:
+            downloads[0].close()
+    for result in results:
+        (outcome.saved if isinstance(result, Saved) else outcome.failed).append(result)
+    outcome.saved.sort(key=lambda s: s.item.index)
+    outcome.failed.sort(key=lambda f: f.item.index)
+    if plan.target.stdout:
+        _to_stdout(outcome, directory)
+
+
+def _file_name_with_ext(file_name: str, ext: str) -> str:
+    path = Path(file_name)
+    if path.suffix.lower().lstrip(".") in ({ext} | ({"jpg", "jpeg"} if ext in ("jpg", "jpeg") else set())):
+        return file_name
+    return path.stem + "." + ext
+
+
+def _to_stdout(outcome: Outcome, directory: Path) -> None:
+    import shutil
+
+    try:
+        for saved in outcome.saved:
+            with open(saved.image.path, "rb") as fh:
+                shutil.copyfileobj(fh, sys.stdout.buffer, 1024 * 1024)
+            sys.stdout.buffer.flush()
+            saved.image.path = None
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def run(plan: Plan, hooks: Hooks | None = None) -> Outcome:
+    hooks = hooks or Hooks()
+    started = time.monotonic()
+    waiting = hooks.waiting(f"generating with {plan.request.model}") if hooks.waiting else None
+    if waiting:
+        with waiting:
+            response = call_api(plan, hooks)
+    else:
+        response = call_api(plan, hooks)
+    outcome = Outcome(plan=plan, response=response)
+    save_all(plan, response, hooks, outcome)
+    outcome.elapsed = time.monotonic() - started
+    return outcome
+
+
+def outcome_document(outcome: Outcome) -> dict[str, Any]:
+    resp = outcome.response
+    images = []
+    for s in outcome.saved:
+        entry: dict[str, Any] = {
+            "index": s.item.index + 1,
+            "path": str(s.image.path) if s.image.path else None,
+            "bytes": s.image.bytes,
+            "sha256": s.image.sha256,
+            "format": s.image.format,
+        }
+        for key in ("url", "revised_prompt", "size"):
+            if getattr(s.item, key):
+                entry[key] = getattr(s.item, key)
+        images.append(entry)
+    document: dict[str, Any] = {
+        "model": outcome.plan.request.model,
+        "profile": outcome.plan.settings.profile,
+        "created": resp.created,
+        "images": images,
+    }
+    if outcome.urls:
+        document["urls"] = [
+            {"index": i.index + 1, "url": i.url, **({"size": i.size} if i.size else {})} for i in outcome.urls
+        ]
+    if outcome.failed:
+        document["errors"] = [{"index": f.item.index + 1, **f.error.to_dict()} for f in outcome.failed]
+    if resp.usage is not None:
+        document["usage"] = resp.usage
+    document.update({k: v for k, v in resp.meta.items() if k not in document})
+    document["exit_code"] = int(outcome.exit_code)
+    return document

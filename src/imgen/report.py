@@ -1,0 +1,164 @@
+"""What the user sees. stdout carries data only (paths, URLs or one JSON document); progress,
+warnings and errors go to stderr. Rich is only imported when a progress display is shown."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import IO, Any
+
+from .errors import ImgenError
+
+
+def progress_allowed(stream: IO[str] | None = None, environ: Mapping[str, str] | None = None) -> bool:
+    """A live display only on a real terminal: never under CI, TERM=dumb, or because of FORCE_COLOR."""
+    stream = stream or sys.stderr
+    environ = os.environ if environ is None else environ
+    if environ.get("CI") or environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def color_allowed(stream: IO[str], environ: Mapping[str, str] | None = None) -> bool:
+    environ = os.environ if environ is None else environ
+    if "NO_COLOR" in environ or environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class Messages:
+    """stderr messages, filtered by -q / -v."""
+
+    def __init__(self, quiet: bool = False, verbose: bool = False, debug: bool = False, stream: IO[str] | None = None) -> None:
+        self.quiet = quiet
+        self.verbose = verbose or debug
+        self.debug_mode = debug
+        self.stream = stream or sys.stderr
+        self.color = color_allowed(self.stream)
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self._write(text)
+
+    def detail(self, text: str) -> None:
+        if self.verbose and not self.quiet:
+            self._write(text)
+
+    def warn(self, text: str) -> None:
+        if not self.quiet:
+            self._write(f"imgen: {self._paint('warning', '33')}: {text}")
+
+    def error(self, err: ImgenError | str, hint: str | None = None) -> None:
+        message = err.message if isinstance(err, ImgenError) else err
+        hint = err.hint if isinstance(err, ImgenError) else hint
+        self._write(f"imgen: {self._paint('error', '31;1')}: {message}")
+        if isinstance(err, ImgenError) and err.request_id:
+            self._write(f"  request id: {err.request_id}")
+        if hint:
+            self._write(f"  hint: {hint}")
+
+    def traceback(self) -> None:
+        if self.debug_mode:
+            self.stream.write(traceback.format_exc())
+
+
+class NoProgress:
+    def waiting(self, text: str):  # noqa: ANN201 - a context manager
+        return _nullcontext()
+
+    def task(self, description: str, total: int | None = None) -> Any:
+        return _NullTask()
+
+    def close(self) -> None:
+        pass
+
+
+class _NullTask:
+    def update(self, completed: int, total: int | None = None) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
+@contextmanager
+def _nullcontext() -> Iterator[None]:
+    yield
+
+
+class RichProgress:
+    """A spinner while the API works, then one bar per download; all on stderr."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TransferSpeedColumn
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.progress.start()
+
+    @contextmanager
+    def waiting(self, text: str) -> Iterator[None]:
+        task = self.progress.add_task(text, total=None)
+        try:
+            yield
+        finally:
+            self.progress.remove_task(task)
+
+    def task(self, description: str, total: int | None = None) -> Any:
+        progress = self.progress
+        task_id = progress.add_task(description, total=total)
+
+        class _Task:
+            def update(self, completed: int, total: int | None = None) -> None:
+                progress.update(task_id, completed=completed, total=total)
+
+            def done(self) -> None:
+                progress.remove_task(task_id)
+
+        return _Task()
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def make_progress(enabled: bool) -> NoProgress | RichProgress:
+    return RichProgress() if enabled and progress_allowed() else NoProgress()
+
+
+def emit_json(document: Any, stream: IO[str] | None = None) -> None:
+    stream = stream or sys.stdout
+    stream.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    stream.flush()
+
+
+def emit_lines(lines: list[str], stream: IO[str] | None = None) -> None:
+    stream = stream or sys.stdout
+    for line in lines:
+        stream.write(line + "\n")
+    stream.flush()

@@ -1,0 +1,59 @@
+"""What the user asked for, independent of any API dialect.
+
+`fields` holds the API body fields the user (or the profile) set explicitly, under their API
+names; nothing the API would default is ever added. `params` are passed through unchecked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# API body field -> the command-line flag that sets it, so every message can name the flag.
+FLAG_FOR_FIELD: dict[str, str] = {
+    "n": "-n",
+    "size": "--size",
+    "quality": "--quality",
+    "style": "--style",
+    "background": "--background",
+    "output_format": "--output-format",
+    "output_compression": "--compression",
+    "moderation": "--moderation",
+    "response_format": "--response-format",
+    "user": "--user",
+    "image": "--image",
+    "watermark": "--watermark",
+    "seed": "--seed",
+    "guidance_scale": "--guidance",
+    "sequential_image_generation": "--sequential",
+    "sequential_image_generation_options": "--max-images",
+    "stream": "--stream",
+    "partial_images": "--partials",
+    "prompt": "PROMPT",
+    "model": "--model",
+}
+
+
+def flag_for(field_name: str) -> str:
+    return FLAG_FOR_FIELD.get(field_name, f"--param {field_name}")
+
+
+@dataclass
+class GenerateRequest:
+    prompt: str
+    model: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        value = self.params.get("n", self.fields.get("n", 1))
+        return value if isinstance(value, int) and value > 0 else 1
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.fields.get("stream") or self.params.get("stream"))
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body for OpenAI-shaped APIs: model, prompt, the set fields, then params."""
+        return {"model": self.model, "prompt": self.prompt, **self.fields, **self.params}

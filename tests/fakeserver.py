@@ -1,0 +1,1638 @@
+"""A local HTTP server that answers like the image APIs imgen talks to, with fault injection.
+
+It reproduces the shapes in ``shared/api-notes.md``: the OpenAI-compatible generation endpoint
+(DALL-E, GPT image with SSE streaming, qwen-image, Seedream), signed download URLs that break when
+a single byte changes, the envelope gateway and the model catalog. Tests queue faults with
+``FakeServer.fault``; benchmarks and manual runs start it standalone::
+
+    python tests/fakeserver.py --port 0 --latency 1.0 --image-bytes 33554432 --api-key sk-test
+
+Standard library only, so it runs wherever the tests run and never depends on the code under test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import random
+import re
+import secrets
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+from urllib.parse import parse_qs, urlsplit
+
+__all__ = ["FAULT_KINDS", "FakeServer", "Recorded", "default_catalog", "main", "make_image"]
+
+MiB = 1 << 20
+
+GENERATION_PATHS = ("/v1/images/generations", "/api/v1/image/generation")
+
+# Every fault kind with its options and their defaults; unknown kinds or options are refused so a
+# typo in a test fails loudly instead of silently injecting nothing.
+FAULT_KINDS: dict[str, dict[str, Any]] = {
+    # generation side, any generation request
+    "status": {"status": 500, "body": None, "headers": None},
+    "insufficient_quota": {"headers": None},
+    "moderation": {},
+    "html": {"status": 502},
+    "invalid_json": {"status": 200, "body": None},
+    "slow": {"delay": 2.0},
+    "reset": {},
+    # generation side, non-stream requests
+    "shape": {"variant": "no_data"},
+    # generation side, non-stream OpenAI-compatible requests
+    "invalid_b64": {"index": 0},
+    "item_error": {
+        "index": 0,
+        "code": "OutputImageSensitiveContentDetected",
+        "message": "The generated image may contain sensitive content and was not returned.",
+    },
+    # generation side, envelope gateway only
+    "envelope_error": {"code": 1001, "message": "upstream generation failed"},
+    "envelope_pending": {"task_status": "running"},
+    # generation side, stream requests only
+    "stream_error_event": {
+        "after_partials": 1,
+        "code": "image_generation_failed",
+        "message": "Image generation failed.",
+    },
+    "stream_json_error": {"status": 400, "body": None, "lying_content_type": False},
+    "stream_cut": {"after_partials": 1},
+    "stream_split": {"chunk": None, "seed": 0, "pause": 0.0005},
+    "stream_few_partials": {"partials": 0},
+    # download side (GET /files/...)
+    "dl_cut": {"content_length": True, "at": None},
+    "dl_reset": {},
+    "dl_extra": {"extra": 64, "short": False},
+    "dl_error_as_png": {"format": "xml"},
+    "dl_html": {},
+    "dl_403": {},
+    "dl_redirect_loop": {"status": 302},
+    "dl_redirect": {"location": None, "status": 302},
+    "dl_slow": {"rate": 16384, "delay": 0.0},
+    "dl_status": {"status": 500, "body": None, "headers": None},
+}
+
+_ANY_API = {"status", "insufficient_quota", "moderation", "html", "invalid_json", "slow", "reset"}
+_NON_STREAM = {"shape"}
+_OPENAI_NON_STREAM = {"invalid_b64", "item_error"}
+_ENVELOPE_ONLY = {"envelope_error", "envelope_pending"}
+_STREAM_ONLY = {"stream_error_event", "stream_json_error", "stream_cut", "stream_split", "stream_few_partials"}
+
+DEFAULT_RANDOM_KINDS: list[tuple[str, dict[str, Any]]] = [
+    ("status", {"status": 500}),
+    ("status", {"status": 429, "headers": {"Retry-After": "0"}}),
+    ("reset", {}),
+    ("dl_cut", {}),
+    ("dl_reset", {}),
+    ("invalid_json", {}),
+]
+
+
+def _matches(kind: str, ctx: tuple[str, str, bool]) -> bool:
+    side, dialect, stream = ctx
+    if kind.startswith("dl_"):
+        return side == "dl"
+    if side != "api":
+        return False
+    if kind in _ANY_API:
+        return True
+    if kind in _NON_STREAM:
+        return not stream
+    if kind in _OPENAI_NON_STREAM:
+        return dialect == "openai" and not stream
+    if kind in _ENVELOPE_ONLY:
+        return dialect == "envelope"
+    if kind in _STREAM_ONLY:
+        return stream
+    return False
+
+
+@dataclass
+class Recorded:
+    """One request exactly as it arrived."""
+
+    method: str
+    path: str  # raw request target, query included, never decoded
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    json: Any = None
+    fault: str | None = None  # the fault kind injected into this request, if any
+    time: float = 0.0
+
+
+@dataclass
+class _Fault:
+    kind: str
+    opts: dict[str, Any]
+    remaining: int
+
+
+# --------------------------------------------------------------------------------------------
+# Image bytes. An image is head + a run of zero bytes + tail so that a padded 512 MiB image costs
+# a few hundred bytes to hold; uniqueness lives in the tail so hashes of the shared head+zeros
+# prefix can be reused across images of the same size.
+
+
+class _Run:
+    __slots__ = ("byte", "count")
+
+    def __init__(self, byte: int, count: int) -> None:
+        self.byte = byte
+        self.count = count
+
+
+_run_buffers: dict[int, bytes] = {}
+
+
+def _run_buffer(byte: int) -> bytes:
+    buf = _run_buffers.get(byte)
+    if buf is None:
+        buf = _run_buffers[byte] = bytes([byte]) * MiB
+    return buf
+
+
+def _seg_len(seg: Any) -> int:
+    return seg.count if isinstance(seg, _Run) else len(seg)
+
+
+def _pieces(segments: list[Any], size: int = MiB) -> Iterator[memoryview | bytes]:
+    """Yield the bytes of ``segments`` in pieces of at most ``size``, without joining them."""
+    for seg in segments:
+        if isinstance(seg, _Run):
+            buf = memoryview(_run_buffer(seg.byte))[:size]
+            left = seg.count
+            while left > 0:
+                k = min(left, len(buf))
+                yield buf[:k]
+                left -= k
+        else:
+            view = memoryview(seg)
+            for i in range(0, len(view), size):
+                yield view[i : i + size]
+
+
+def _flatten(segments: list[Any]) -> bytes:
+    return b"".join(bytes(p) for p in _pieces(segments))
+
+
+_cache_lock = threading.Lock()
+_zero_crcs: dict[tuple[bytes, int], int] = {}
+_prefix_hashes: OrderedDict[tuple[bytes, int], Any] = OrderedDict()
+
+
+def _zero_crc(kind: bytes, length: int) -> int:
+    key = (kind, length)
+    with _cache_lock:
+        crc = _zero_crcs.get(key)
+        if crc is None:
+            crc = zlib.crc32(kind)
+            for piece in _pieces([_Run(0, length)]):
+                crc = zlib.crc32(piece, crc)
+            _zero_crcs[key] = crc & 0xFFFFFFFF
+            crc = _zero_crcs[key]
+    return crc
+
+
+class _Image:
+    __slots__ = ("head", "zeros", "tail", "fmt", "_sha")
+
+    CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+    def __init__(self, head: bytes, zeros: int = 0, tail: bytes = b"", fmt: str = "png") -> None:
+        self.head = head
+        self.zeros = zeros
+        self.tail = tail
+        self.fmt = fmt
+        self._sha: str | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.head) + self.zeros + len(self.tail)
+
+    @property
+    def content_type(self) -> str:
+        return self.CONTENT_TYPES[self.fmt]
+
+    def segments(self) -> list[Any]:
+        return [s for s in (self.head, _Run(0, self.zeros), self.tail) if _seg_len(s)]
+
+    def to_bytes(self) -> bytes:
+        return _flatten(self.segments())
+
+    def b64_segments(self) -> list[Any]:
+        # base64 of three zero bytes is "AAAA": align the zero run to a multiple of three and the
+        # middle of the encoding is a run of "A", so a 32 MiB image never gets encoded for real.
+        if self.zeros < 6:
+            return [base64.b64encode(self.to_bytes())]
+        lead = (-len(self.head)) % 3
+        groups, rest = divmod(self.zeros - lead, 3)
+        return [
+            base64.b64encode(self.head + b"\0" * lead),
+            _Run(ord("A"), 4 * groups),
+            base64.b64encode(b"\0" * rest + self.tail),
+        ]
+
+    def sha256(self) -> str:
+        if self._sha is None:
+            if self.zeros < MiB:
+                self._sha = hashlib.sha256(self.to_bytes()).hexdigest()
+            else:
+                key = (self.head, self.zeros)
+                with _cache_lock:
+                    state = _prefix_hashes.get(key)
+                    if state is None:
+                        state = hashlib.sha256(self.head)
+                        for piece in _pieces([_Run(0, self.zeros)]):
+                            state.update(piece)
+                        _prefix_hashes[key] = state
+                        while len(_prefix_hashes) > 4:
+                            _prefix_hashes.popitem(last=False)
+                h = state.copy()
+                h.update(self.tail)
+                self._sha = h.hexdigest()
+        return self._sha
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _png(rgb: bytes, tag: str, total: int | None, side: int = 8) -> _Image:
+    ihdr = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+    text = _png_chunk(b"tEXt", b"Comment\x00" + tag.encode())
+    idat = _png_chunk(b"IDAT", zlib.compress(b"".join(b"\x00" + rgb * side for _ in range(side)), 9))
+    iend = _png_chunk(b"IEND", b"")
+    small = PNG_SIGNATURE + ihdr + text + idat + iend
+    if total is None:
+        return _Image(small)
+    # A private ancillary chunk ("paDd") of zeros before the pixel data keeps the file a valid PNG
+    # at any size; decoders skip it.
+    pad = total - len(small) - 12
+    if pad < 0:
+        # Too small to pad validly: keep the signature and the exact length.
+        data = small[:total] if total <= len(small) else small + b"\0" * (total - len(small))
+        return _Image(data)
+    head = PNG_SIGNATURE + ihdr + struct.pack(">I", pad) + b"paDd"
+    tail = struct.pack(">I", _zero_crc(b"paDd", pad)) + text + idat + iend
+    return _Image(head, pad, tail)
+
+
+def _huffman_codes(bits: list[int], values: list[int]) -> dict[int, tuple[int, int]]:
+    codes, code, k = {}, 0, 0
+    for length, count in enumerate(bits, start=1):
+        for _ in range(count):
+            codes[values[k]] = (code, length)
+            code += 1
+            k += 1
+        code <<= 1
+    return codes
+
+
+_DC_BITS = [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0]
+_DC_CODES = _huffman_codes(_DC_BITS, list(range(12)))
+
+
+def _jpeg_bytes(rgb: bytes, tag: str) -> bytes:
+    """An 8x8 baseline JPEG of one flat colour: one block per component, DC only, quantisers all 1."""
+    r, g, b = rgb
+    ycc = (
+        0.299 * r + 0.587 * g + 0.114 * b,
+        128 - 0.168736 * r - 0.331264 * g + 0.5 * b,
+        128 + 0.5 * r - 0.418688 * g - 0.081312 * b,
+    )
+    acc, nbits = 0, 0
+    for v in ycc:
+        dc = 8 * (min(255, max(0, round(v))) - 128)
+        cat = abs(dc).bit_length()
+        code, length = _DC_CODES[cat]
+        acc, nbits = (acc << length) | code, nbits + length
+        if cat:
+            extra = dc if dc > 0 else dc + (1 << cat) - 1
+            acc, nbits = (acc << cat) | extra, nbits + cat
+        acc, nbits = acc << 1, nbits + 1  # EOB, the only AC symbol, coded as a single 0 bit
+    pad = (-nbits) % 8
+    acc, nbits = (acc << pad) | ((1 << pad) - 1), nbits + pad
+    scan = acc.to_bytes(nbits // 8, "big").replace(b"\xff", b"\xff\x00")
+
+    def seg(marker: int, payload: bytes) -> bytes:
+        return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+    comps = b"\x01\x11\x00\x02\x11\x00\x03\x11\x00"
+    return (
+        b"\xff\xd8"
+        + seg(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+        + seg(0xFE, tag.encode())
+        + seg(0xDB, b"\x00" + b"\x01" * 64)
+        + seg(0xC0, struct.pack(">BHHB", 8, 8, 8, 3) + comps)
+        + seg(0xC4, b"\x00" + bytes(_DC_BITS) + bytes(range(12)) + b"\x10" + bytes([1] + [0] * 15) + b"\x00")
+        + seg(0xDA, b"\x03\x01\x00\x02\x00\x03\x00\x00\x3f\x00")
+        + scan
+        + b"\xff\xd9"
+    )
+
+
+def _vp8l_bytes(rgb: bytes, side: int = 8) -> bytes:
+    """A lossless WebP bitstream of one flat colour: single-symbol prefix codes cost zero bits per pixel."""
+    acc, nbits = 0, 0
+
+    def put(value: int, length: int) -> None:
+        nonlocal acc, nbits
+        acc |= value << nbits
+        nbits += length
+
+    put(0x2F, 8)
+    put(side - 1, 14)
+    put(side - 1, 14)
+    put(0, 1)  # alpha hint
+    put(0, 3)  # version
+    put(0, 1)  # no transform
+    put(0, 1)  # no colour cache
+    put(0, 1)  # no meta prefix codes
+    for symbol in (rgb[1], rgb[0], rgb[2], 255):  # green, red, blue, alpha
+        put(1, 1)  # simple code
+        put(0, 1)  # one symbol
+        put(1, 1)  # eight-bit symbol
+        put(symbol, 8)
+    put(1, 1)
+    put(0, 1)
+    put(0, 1)
+    put(0, 1)  # distance code: the single symbol 0
+    return acc.to_bytes((nbits + 7) // 8, "little")
+
+
+def _webp(rgb: bytes, total: int | None) -> _Image:
+    payload = _vp8l_bytes(rgb)
+    chunk = b"VP8L" + struct.pack("<I", len(payload)) + payload + b"\0" * (len(payload) % 2)
+    small_len = 12 + len(chunk)
+    if total is None or total < small_len + 8:
+        data = b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk
+        if total is not None:
+            data = data[:total] + b"\0" * max(0, total - len(data))
+        return _Image(data, fmt="webp")
+    pad = total - small_len - 8
+    declared = pad - (pad % 2)  # RIFF chunks are even-sized; an odd pad leaves the pad byte
+    head = b"RIFF" + struct.pack("<I", total - 8) + b"WEBP" + chunk + b"JUNK" + struct.pack("<I", declared)
+    return _Image(head, pad, b"", fmt="webp")
+
+
+def _jpeg(rgb: bytes, tag: str, total: int | None) -> _Image:
+    data = _jpeg_bytes(rgb, tag)
+    if total is None:
+        return _Image(data, fmt="jpeg")
+    if total <= len(data):
+        return _Image(data[:total], fmt="jpeg")
+    return _Image(data, total - len(data), b"", fmt="jpeg")  # decoders ignore bytes after EOI
+
+
+def make_image(seed: str, fmt: str = "png", total: int | None = None) -> _Image:
+    digest = hashlib.sha256(seed.encode()).digest()
+    rgb, tag = digest[:3], digest[3:11].hex()
+    if fmt == "jpeg":
+        return _jpeg(rgb, tag, total)
+    if fmt == "webp":
+        return _webp(rgb, total)
+    return _png(rgb, tag, total)
+
+
+# --------------------------------------------------------------------------------------------
+# Catalog
+
+
+def _endpoints(kind: str) -> str:
+    paths = {
+        "image": ("openai-image", "/v1/images/generations"),
+        "text": ("openai", "/v1/chat/completions"),
+        "video": ("openai-video", "/v1/videos"),
+        "audio": ("openai-audio", "/v1/audio/speech"),
+    }
+    name, path = paths[kind]
+    return json.dumps({name: {"path": path, "method": "POST"}}, indent=2)
+
+
+def _entry(
+    model_id: str,
+    name: str,
+    provider: str,
+    provider_code: str,
+    model_type: str,
+    features: list[str],
+    pricing: dict[str, Any],
+    created: int,
+    endpoints: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "created": created,
+        "id": model_id,
+        "code": model_id,
+        "provider": provider,
+        "provider_code": provider_code,
+        "name": name,
+        "model_type": model_type,
+        "features": features,
+        "endpoints": endpoints if endpoints is not None else _endpoints(model_type),
+        "pricing": {"currency": "USD", "input": None, "output": None, "per_request": None, "per_second": None}
+        | pricing,
+    }
+
+
+def default_catalog() -> list[dict[str, Any]]:
+    """A few dozen entries; image models are spread across pages so a client must page through."""
+    tokens = {"currency": "USD / M Tokens", "input": 5, "output": 40}
+
+    def text(model_id: str, name: str, provider: str, code: str, inp: float, out: float, created: int):
+        return _entry(
+            model_id, name, provider, code, "text", ["chat"],
+            {"currency": "USD / M Tokens", "input": inp, "output": out}, created,
+        )
+
+    t2i = ["text-to-image"]
+    edit = ["text-to-image", "image-to-image"]
+    return [
+        text("gpt-5", "GPT-5", "OpenAI", "openai", 1.25, 10, 1754611200),
+        text("gpt-5-mini", "GPT-5 mini", "OpenAI", "openai", 0.25, 2, 1754611200),
+        text("gpt-4.1", "GPT-4.1", "OpenAI", "openai", 2, 8, 1744675200),
+        text("gpt-4o", "GPT-4o", "OpenAI", "openai", 2.5, 10, 1715558400),
+        text("gpt-4o-mini", "GPT-4o mini", "OpenAI", "openai", 0.15, 0.6, 1721260800),
+        text("o3", "o3", "OpenAI", "openai", 2, 8, 1744848000),
+        text("claude-sonnet-4-5", "Claude Sonnet 4.5", "Anthropic", "anthropic", 3, 15, 1759190400),
+        text("claude-haiku-4-5", "Claude Haiku 4.5", "Anthropic", "anthropic", 1, 5, 1760486400),
+        _entry("dall-e-2", "DALL-E 2", "OpenAI", "openai", "image", t2i, {"per_request": 0.02}, 1698796800),
+        _entry("dall-e-3", "DALL-E 3", "OpenAI", "openai", "image", t2i, {"per_request": 0.04}, 1698796800),
+        _entry("gpt-image-1", "GPT Image 1", "OpenAI", "openai", "image", edit, tokens, 1745366400),
+        text("gemini-2.5-pro", "Gemini 2.5 Pro", "Google", "google", 1.25, 10, 1750118400),
+        text("gemini-2.5-flash", "Gemini 2.5 Flash", "Google", "google", 0.3, 2.5, 1750118400),
+        text("deepseek-v3.1", "DeepSeek V3.1", "DeepSeek", "deepseek", 0.56, 1.68, 1755648000),
+        text("deepseek-r1", "DeepSeek R1", "DeepSeek", "deepseek", 0.55, 2.19, 1737331200),
+        _entry("gpt-image-1-mini", "GPT Image 1 mini", "OpenAI", "openai", "image", edit, tokens, 1759708800),
+        _entry("gpt-image-1.5", "GPT Image 1.5", "OpenAI", "openai", "image", edit, tokens, 1765843200),
+        text("qwen3-max", "Qwen3 Max", "Qwen", "qwen", 1.2, 6, 1758153600),
+        text("kimi-k2", "Kimi K2", "Moonshot", "moonshot", 0.6, 2.5, 1752192000),
+        text("grok-4", "Grok 4", "xAI", "xai", 3, 15, 1752105600),
+        _entry("gpt-image-2", "GPT Image 2", "OpenAI", "openai", "image", edit, tokens, 1776729600),
+        _entry("qwen-image", "Qwen Image", "Qwen", "qwen", "image", t2i, {"per_request": 0.03}, 1754352000),
+        _entry(
+            "flux-1-kontext-pro", "FLUX.1 Kontext [pro]", "Black Forest Labs", "bfl", "image", edit,
+            {"per_request": 0.04}, 1748476800,
+            endpoints='{\n  "openai-image": {\n    "path": "/v1/images/generations", "method": "POST"\n  ',
+        ),
+        _entry(
+            "doubao-seedream-5-0-260128", "Seedream 5.0", "ByteDance", "doubao", "image", edit,
+            {"per_request": 0.035}, 1769558400,
+        ),
+        _entry(
+            "doubao-seedream-4-0-250828", "Seedream 4.0", "ByteDance", "doubao", "image", edit,
+            {"per_request": 0.035}, 1756339200,
+        ),
+        text("glm-4.6", "GLM-4.6", "Zhipu", "zhipu", 0.6, 2.2, 1759104000),
+        text("llama-4-maverick", "Llama 4 Maverick", "Meta", "meta", 0.27, 0.85, 1743811200),
+        text("mistral-large-latest", "Mistral Large", "Mistral", "mistral", 2, 6, 1731974400),
+        text("claude-opus-4-1", "Claude Opus 4.1", "Anthropic", "anthropic", 15, 75, 1754352000),
+        text("o4-mini", "o4-mini", "OpenAI", "openai", 1.1, 4.4, 1744848000),
+        _entry("sora-2", "Sora 2", "OpenAI", "openai", "video", ["text-to-video"], {"per_second": 0.1}, 1759190400),
+        _entry("tts-1", "TTS 1", "OpenAI", "openai", "audio", ["text-to-speech"], {"input": 15}, 1699228800),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Model families and request validation
+
+
+def _family(model: str) -> str:
+    if model == "dall-e-2":
+        return "dalle2"
+    if model == "dall-e-3":
+        return "dalle3"
+    if model.startswith("gpt-image-"):
+        return "gpt"
+    if model == "qwen-image":
+        return "qwen"
+    if model.startswith("doubao-seedream-"):
+        return "seedream"
+    return "other"
+
+
+_SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
+_PROMPT_MAX = {"dalle2": 1000, "dalle3": 4000, "gpt": 32000}
+_SIZES = {
+    "dalle2": ("256x256", "512x512", "1024x1024"),
+    "dalle3": ("1024x1024", "1792x1024", "1024x1792"),
+    "gpt": ("1024x1024", "1536x1024", "1024x1536", "auto"),
+}
+_GPT_OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
+
+
+class _BadRequest(Exception):
+    def __init__(self, message: str, param: str | None, code: str | None = "invalid_value") -> None:
+        super().__init__(message)
+        self.message, self.param, self.code = message, param, code
+
+
+def _check_int(body: dict, name: str, lo: int, hi: int, default: int) -> int:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        found = type(value).__name__
+        raise _BadRequest(f"Invalid type for '{name}': expected an integer, but got {found} instead.",
+                          name, "invalid_type")
+    if value < lo:
+        raise _BadRequest(f"Invalid '{name}': integer below minimum value. "
+                          f"Expected a value >= {lo}, but got {value} instead.", name, "integer_below_min_value")
+    if value > hi:
+        raise _BadRequest(f"Invalid '{name}': integer above maximum value. "
+                          f"Expected a value <= {hi}, but got {value} instead.", name, "integer_above_max_value")
+    return value
+
+
+def _check_choice(body: dict, name: str, choices: tuple[str, ...], default: str) -> str:
+    value = body.get(name)
+    if value is None:
+        return default
+    if value not in choices:
+        listed = ", ".join(f"'{c}'" for c in choices)
+        raise _BadRequest(f"Invalid value: '{value}'. Supported values are: {listed}.", name)
+    return value
+
+
+def _gpt2_size_ok(size: str) -> bool:
+    m = _SIZE_RE.match(size)
+    if not m:
+        return False
+    w, h = int(m.group(1)), int(m.group(2))
+    if w <= 0 or h <= 0 or w % 16 or h % 16:
+        return False
+    if max(w, h) > 3 * min(w, h):
+        return False
+    return max(w, h) <= 3840 and w * h <= 3840 * 2160
+
+
+def _mask(key: str) -> str:
+    return f"{key[:3]}...{key[-4:]}" if len(key) >= 12 else "***"
+
+
+def _openai_error(message: str | None, type_: str, param: str | None = None, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+_STATUS_ERRORS = {
+    400: ("Invalid request.", "invalid_request_error", None),
+    401: ("Invalid authentication.", "invalid_request_error", "invalid_api_key"),
+    403: ("You are not allowed to access this resource.", "invalid_request_error", None),
+    404: ("The requested resource was not found.", "invalid_request_error", None),
+    408: ("Request timed out.", "server_error", None),
+    409: ("Conflict.", "invalid_request_error", None),
+    413: ("Request entity too large.", "invalid_request_error", None),
+    429: ("Rate limit reached for requests. Please try again later.", "requests", "rate_limit_exceeded"),
+    500: ("The server had an error while processing your request. Sorry about that!", "server_error", None),
+    502: ("Bad gateway.", "server_error", None),
+    503: ("The engine is currently overloaded, please try again later.", "server_error", None),
+    504: ("Gateway timeout.", "server_error", None),
+}
+
+
+def _status_error(status: int) -> dict:
+    message, type_, code = _STATUS_ERRORS.get(
+        status, (f"HTTP {status}", "server_error" if status >= 500 else "invalid_request_error", None)
+    )
+    return _openai_error(message, type_, None, code)
+
+
+_ACCESS_DENIED = b'{"Code":"AccessDenied","Message":"Access Denied","EC":"0003-00000015"}'
+_NO_SUCH_KEY = b'{"Code":"NoSuchKey","Message":"The specified key does not exist.","EC":"0017-00000003"}'
+_HTML_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+_HTML_PORTAL = (
+    b"<!DOCTYPE html><html><head><title>Sign in to the network</title></head>"
+    b"<body><h1>Welcome</h1><p>Please accept the terms of use to continue.</p></body></html>"
+)
+_XML_ERROR = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message>'
+    b"<RequestId>4c6f6f6b696e67466f72</RequestId><HostId>tos-cn-beijing.volces.com</HostId>"
+    b"<EC>0003-00000015</EC></Error>"
+)
+# The credential holds a %3D-encoded base64 pad on purpose: decoding it is one way clients mangle URLs.
+_TOS_QUERY = (
+    "X-Tos-Algorithm=TOS4-HMAC-SHA256"
+    "&X-Tos-Credential=AKLTZmFrZWFrMQ%3D%3D%2F20261121%2Fcn-beijing%2Ftos%2Frequest"
+    "&X-Tos-Date=20261121T120000Z&X-Tos-Expires=86400&X-Tos-SignedHeaders=host"
+)
+_SIG_MARKER = "&X-Tos-Signature="
+
+
+class _Abort(Exception):
+    """The connection was deliberately dropped; nothing more may be written."""
+
+
+# --------------------------------------------------------------------------------------------
+# The server
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+    fake: FakeServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, _Abort)):
+            return  # clients hanging up is routine here, not worth a traceback
+        super().handle_error(request, client_address)
+
+
+class FakeServer:
+    """A threaded local server speaking the image APIs; see the module docstring."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        latency: float = 0.0,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        image_bytes: int | None = None,
+        sse_done: bool = False,
+        stream_interval: float = 0.0,
+        catalog: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.latency = latency
+        self.image_bytes = image_bytes
+        self.sse_done = sse_done  # end streams with "data: [DONE]"
+        self.stream_interval = stream_interval  # seconds between SSE events
+        self.catalog = catalog if catalog is not None else default_catalog()
+        self.host, self.port = host, port
+        self.requests: list[Recorded] = []
+        self.served: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self._random: tuple[float, random.Random, list[tuple[str, dict[str, Any]]]] | None = None
+        self._files: dict[str, _Image] = {}
+        self._loops: set[str] = set()
+        self._secret = secrets.token_bytes(32)
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+    # lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> FakeServer:
+        self._stopping.clear()
+        self._httpd = _HTTPServer((self.host, self.port), _Handler)
+        self._httpd.fake = self
+        self.port = self._httpd.server_address[1]
+        self.base_url = f"http://{self.host}:{self.port}"
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fakeserver", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        # Idle keep-alive connections would otherwise keep handler threads alive after the test.
+        with self._lock:
+            conns = list(self._connections)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+
+    close = stop
+
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # test-facing API -----------------------------------------------------------------------
+
+    def api_requests(self) -> list[Recorded]:
+        """Recorded requests to the generation endpoints only."""
+        with self._lock:
+            return [r for r in self.requests if r.method == "POST" and r.path.split("?", 1)[0] in GENERATION_PATHS]
+
+    def downloads(self) -> list[Recorded]:
+        """Recorded requests for signed download URLs."""
+        with self._lock:
+            return [r for r in self.requests if r.path.startswith("/files/")]
+
+    def fault(self, kind: str, times: int = 1, **opts: Any) -> None:
+        """Queue ``kind`` for the next ``times`` matching requests, after any faults already queued."""
+        self._validate_fault(kind, opts)
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            self._faults.append(_Fault(kind, {**FAULT_KINDS[kind], **opts}, times))
+
+    def pending_faults(self) -> list[tuple[str, int]]:
+        """Queued faults not yet consumed, as (kind, remaining uses)."""
+        with self._lock:
+            return [(f.kind, f.remaining) for f in self._faults]
+
+    def random_faults(
+        self, probability: float = 0.1, seed: int = 1, kinds: list[Any] | None = None
+    ) -> None:
+        """Give every generation/download request an independent chance of a random fault.
+
+        ``kinds`` items are a kind name, a ``(kind, opts)`` pair or a dict with a ``"kind"`` key.
+        A probability of 0 turns random faults off. Queued faults take precedence.
+        """
+        chosen: list[tuple[str, dict[str, Any]]] = []
+        for item in DEFAULT_RANDOM_KINDS if kinds is None else kinds:
+            if isinstance(item, str):
+                kind, opts = item, {}
+            elif isinstance(item, dict):
+                opts = dict(item)
+                kind = opts.pop("kind")
+            else:
+                kind, opts = item[0], dict(item[1])
+            self._validate_fault(kind, opts)
+            chosen.append((kind, {**FAULT_KINDS[kind], **opts}))
+        with self._lock:
+            self._random = (probability, random.Random(seed), chosen) if probability > 0 and chosen else None
+
+    def reset(self) -> None:
+        """Forget recorded requests, served images, queued and random faults and the in-flight peak."""
+        with self._lock:
+            self.requests.clear()
+            self.served.clear()
+            self._faults.clear()
+            self._random = None
+            self._loops.clear()
+            self.max_in_flight = self.in_flight
+
+    # internals -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _validate_fault(kind: str, opts: dict[str, Any]) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        unknown = set(opts) - set(FAULT_KINDS[kind])
+        if unknown:
+            raise ValueError(f"fault {kind!r} takes no option(s) {sorted(unknown)}; known: {sorted(FAULT_KINDS[kind])}")
+
+    def _take_fault(self, ctx: tuple[str, str, bool]) -> tuple[str, dict[str, Any]] | None:
+        with self._lock:
+            for f in self._faults:
+                if _matches(f.kind, ctx):
+                    f.remaining -= 1
+                    if f.remaining <= 0:
+                        self._faults.remove(f)
+                    return f.kind, f.opts
+            if self._random is not None:
+                probability, rng, kinds = self._random
+                if rng.random() < probability:
+                    candidates = [k for k in kinds if _matches(k[0], ctx)]
+                    if candidates:
+                        return rng.choice(candidates)
+        return None
+
+    def _record(self, rec: Recorded) -> None:
+        with self._lock:
+            self.requests.append(rec)
+
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds and seconds > 0:
+            self._stopping.wait(seconds)
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _image(self, seed: str, fmt: str, padded: bool = True) -> _Image:
+        return make_image(seed, fmt, self.image_bytes if padded else None)
+
+    def _sign(self, unsigned: str) -> str:
+        return hmac.new(self._secret, unsigned.encode(), hashlib.sha256).hexdigest()
+
+    def _publish(self, image: _Image) -> str:
+        token = secrets.token_hex(12)
+        with self._lock:
+            self._files[token] = image
+        unsigned = f"/files/{token}.{image.fmt}?{_TOS_QUERY}"
+        return f"{self.base_url}{unsigned}{_SIG_MARKER}{self._sign(unsigned)}"
+
+    def _serve_record(self, image: _Image, url: str | None, index: int, model: str) -> None:
+        entry = {
+            "sha256": image.sha256(),
+            "bytes": image.size,
+            "url": url,
+            "index": index,
+            "format": image.fmt,
+            "model": model,
+        }
+        with self._lock:
+            self.served.append(entry)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fakeserver/1.0"
+    sys_version = ""
+    disable_nagle_algorithm = True  # small SSE fragments must leave at once
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.fake._track(self.connection, add=False)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    # plumbing ------------------------------------------------------------------------------
+
+    @property
+    def fake(self) -> FakeServer:
+        return self.server.fake
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts = []
+            while True:
+                line = self.rfile.readline(65537)
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _handle(self, method: str) -> None:
+        try:
+            body = self._read_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            return
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        parsed = None
+        if body:
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(body)
+        rec = Recorded(method, self.path, headers, body, parsed, time=time.time())
+        self.fake._record(rec)
+        route = self.path.split("?", 1)[0]
+        try:
+            if method == "POST" and route == "/v1/images/generations":
+                with self.fake._busy():
+                    self._openai(rec)
+            elif method == "POST" and route == "/api/v1/image/generation":
+                with self.fake._busy():
+                    self._envelope(rec)
+            elif method == "GET" and route.startswith("/files/"):
+                self._download(rec)
+            elif method == "GET" and route == "/api/models":
+                self._catalog()
+            elif method == "GET" and route == "/v1/models":
+                self._models()
+            else:
+                self._json(404, _openai_error(f"Invalid URL ({method} {route})", "invalid_request_error"))
+        except (_Abort, ConnectionError, TimeoutError):
+            self.close_connection = True
+
+    def _respond(
+        self,
+        status: int,
+        body: bytes | list[Any],
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        segments = [body] if isinstance(body, (bytes, bytearray)) else body
+        fields = {"Content-Type": content_type, "Content-Length": str(sum(_seg_len(s) for s in segments))}
+        for name, value in (headers or {}).items():
+            for existing in [k for k in fields if k.lower() == name.lower()]:
+                del fields[existing]
+            fields[name] = str(value)
+        self.send_response(status)
+        for name, value in fields.items():
+            self.send_header(name, value)
+        self.end_headers()
+        for piece in _pieces(segments):
+            self.wfile.write(piece)
+
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        self._respond(status, json.dumps(obj).encode(), "application/json", headers)
+
+    def _body_response(self, status: int, body: Any, default: Any, headers: dict[str, str] | None) -> None:
+        """A fault's response: a dict/list goes out as JSON, bytes/str verbatim."""
+        if body is None:
+            body = default
+        if isinstance(body, (dict, list)):
+            self._json(status, body, headers)
+        else:
+            data = body.encode() if isinstance(body, str) else bytes(body)
+            self._respond(status, data, "application/json", headers)
+
+    def _reset_connection(self) -> None:
+        # SO_LINGER 0 turns the close into a TCP RST: the client sees a reset, not a clean EOF.
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        raise _Abort
+
+    def _auth(self) -> tuple[bool, str | None]:
+        key = self.fake.api_key
+        if not key:
+            return True, None
+        header = self.headers.get("Authorization")
+        if header is None:
+            return False, None
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return False, token or scheme
+        return hmac.compare_digest(token.encode(), key.encode()), token
+
+    def _auth_failure_body(self, token: str | None) -> dict:
+        if token is None:
+            message = (
+                "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+            )
+        else:
+            message = f"Incorrect API key provided: {_mask(token)}. You can find your API key in your account settings."
+        return _openai_error(message, "invalid_request_error", None, "invalid_api_key")
+
+    def _early_fault(self, fault: tuple[str, dict[str, Any]] | None) -> bool:
+        """Answer the faults that replace the whole response; True if the request is done."""
+        if fault is None:
+            return False
+        kind, opts = fault
+        if kind == "status":
+            self._body_response(opts["status"], opts["body"], _status_error(opts["status"]), opts["headers"])
+        elif kind == "insufficient_quota":
+            body = _openai_error(
+                "You exceeded your current quota, please check your plan and billing details.",
+                "insufficient_quota", None, "insufficient_quota",
+            )
+            self._json(429, body, opts["headers"])
+        elif kind == "moderation":
+            body = _openai_error(
+                "Your request was rejected as a result of our safety system. Your request may contain content "
+                "that is not allowed by our safety system.",
+                "image_generation_user_error", None, "moderation_blocked",
+            )
+            self._json(400, body)
+        elif kind == "html":
+            self._respond(opts["status"], _HTML_502, "text/html")
+        elif kind == "invalid_json":
+            body = opts["body"] if opts["body"] is not None else b'{"created": 1779872000, "data": [{"url": "http'
+            self._respond(opts["status"], body.encode() if isinstance(body, str) else body, "application/json")
+        elif kind == "reset":
+            self._reset_connection()
+        elif kind == "slow":
+            self.fake._sleep(opts["delay"])
+            return False
+        elif kind == "stream_json_error":
+            default = _openai_error(
+                "Your request was rejected as a result of our safety system.",
+                "image_generation_user_error", None, "moderation_blocked",
+            )
+            ctype = "text/event-stream; charset=utf-8" if opts["lying_content_type"] else "application/json"
+            self._body_response(opts["status"], opts["body"], default, {"Content-Type": ctype})
+        else:
+            return False
+        return True
+
+    # generation: OpenAI-compatible -----------------------------------------------------------
+
+    def _openai(self, rec: Recorded) -> None:
+        fake = self.fake
+        ok, token = self._auth()
+        if not ok:
+            self._json(401, self._auth_failure_body(token))
+            return
+        body = rec.json
+        if not isinstance(body, dict):
+            self._json(400, _openai_error(
+                "We could not parse the JSON body of your request. The API expects a JSON payload, "
+                "but what was sent was not valid JSON.",
+                "invalid_request_error",
+            ))
+            return
+        model = body.get("model") or "dall-e-2"
+        family = _family(model) if isinstance(model, str) else "other"
+        stream = family == "gpt" and body.get("stream") is True
+        fault = fake._take_fault(("api", "openai", stream))
+        rec.fault = fault[0] if fault else None
+        fake._sleep(fake.latency)
+        if self._early_fault(fault):
+            return
+        try:
+            plan = self._plan(body, model, family)
+        except _BadRequest as exc:
+            self._json(400, _openai_error(exc.message, "invalid_request_error", exc.param, exc.code))
+            return
+        if stream:
+            self._stream(plan, fault)
+            return
+        if fault and fault[0] == "shape":
+            self._wrong_shape(fault[1]["variant"])
+            return
+        self._generate(plan, model, family, fault)
+
+    def _plan(self, body: dict, model: str, family: str) -> dict[str, Any]:
+        prompt = body.get("prompt")
+        if prompt is None:
+            raise _BadRequest("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
+        if not isinstance(prompt, str):
+            raise _BadRequest("Invalid type for 'prompt': expected a string.", "prompt", "invalid_type")
+        limit = _PROMPT_MAX.get(family)
+        if limit and len(prompt) > limit:
+            raise _BadRequest(
+                f"Invalid 'prompt': string too long. Expected a string with maximum length {limit}, "
+                f"but got a string with length {len(prompt)} instead.",
+                "prompt", "string_above_max_length",
+            )
+        plan: dict[str, Any] = {"prompt": prompt, "fmt": "png", "url": True, "model": model}
+        if family == "gpt":
+            if "response_format" in body:
+                raise _BadRequest("Unknown parameter: 'response_format'.", "response_format", "unknown_parameter")
+            plan["n"] = _check_int(body, "n", 1, 10, 1)
+            size = body.get("size") or "auto"
+            if model.startswith("gpt-image-2"):
+                if size != "auto" and not (isinstance(size, str) and _gpt2_size_ok(size)):
+                    raise _BadRequest(
+                        f"Invalid size '{size}'. Both sides must be multiples of 16, the aspect ratio between "
+                        "1:3 and 3:1, at most 3840x2160.", "size",
+                    )
+            else:
+                _check_choice(body, "size", _SIZES["gpt"], "auto")
+            quality = _check_choice(body, "quality", ("low", "medium", "high", "auto"), "auto")
+            background = _check_choice(body, "background", ("transparent", "opaque", "auto"), "auto")
+            fmt = _check_choice(body, "output_format", ("png", "jpeg", "webp"), "png")
+            _check_choice(body, "moderation", ("low", "auto"), "auto")
+            _check_int(body, "output_compression", 0, 100, 100)
+            plan["partials"] = _check_int(body, "partial_images", 0, 3, 0)
+            if background == "transparent" and fmt == "jpeg":
+                raise _BadRequest(
+                    "Transparent background is not supported for output format 'jpeg'. Use 'png' or 'webp'.",
+                    "background",
+                )
+            plan.update(
+                fmt=fmt, url=False,
+                size="1024x1024" if size == "auto" else size,
+                quality="medium" if quality == "auto" else quality,
+                background="opaque" if background == "auto" else background,
+            )
+            return plan
+        if family == "dalle3":
+            plan["n"] = _check_int(body, "n", 1, 10, 1)
+            if plan["n"] != 1:
+                raise _BadRequest("You must provide n=1 for this model.", "n")
+            plan["size"] = _check_choice(body, "size", _SIZES["dalle3"], "1024x1024")
+            _check_choice(body, "quality", ("standard", "hd"), "standard")
+            _check_choice(body, "style", ("vivid", "natural"), "vivid")
+        elif family == "dalle2":
+            plan["n"] = _check_int(body, "n", 1, 10, 1)
+            plan["size"] = _check_choice(body, "size", _SIZES["dalle2"], "1024x1024")
+        elif family == "qwen":
+            plan["n"] = _check_int(body, "n", 1, 10, 1)
+            if plan["n"] != 1:
+                raise _BadRequest("qwen-image generates exactly one image per request: n must be 1.", "n")
+            plan["size"] = body.get("size") or "1328x1328"
+            return plan  # always a URL
+        elif family == "seedream":
+            return self._plan_seedream(body, plan)
+        else:
+            plan["n"] = _check_int(body, "n", 1, 10, 1)
+            plan["size"] = body.get("size") or "1024x1024"
+        plan["url"] = _check_choice(body, "response_format", ("url", "b64_json"), "url") == "url"
+        return plan
+
+    def _plan_seedream(self, body: dict, plan: dict[str, Any]) -> dict[str, Any]:
+        plan["url"] = _check_choice(body, "response_format", ("url", "b64_json"), "url") == "url"
+        size = body.get("size") or "2048x2048"
+        presets = {"1K": "1024x1024", "2K": "2048x2048", "4K": "4096x4096"}
+        if isinstance(size, str) and size.upper() in presets:
+            size = presets[size.upper()]
+        elif not (isinstance(size, str) and _SIZE_RE.match(size)):
+            raise _BadRequest(f"The parameter `size` specified in the request is not valid: {size}.", "size")
+        plan["size"] = size
+        images = body.get("image")
+        if isinstance(images, str):
+            images = [images]
+        if images is not None and not isinstance(images, list):
+            raise _BadRequest("The parameter `image` must be a string or a list of strings.", "image")
+        references = len(images or [])
+        if references > 14:
+            raise _BadRequest(f"At most 14 reference images are allowed, got {references}.", "image")
+        count = 1
+        if body.get("sequential_image_generation") == "auto":
+            options = body.get("sequential_image_generation_options")
+            options = options if isinstance(options, dict) else {}
+            count = _check_int(options, "max_images", 1, 15, 15 - references)
+            if references + count > 15:
+                raise _BadRequest(
+                    "The total of reference images and generated images must not exceed 15.",
+                    "sequential_image_generation_options.max_images",
+                )
+        plan["n"] = max(1, count)
+        plan["fmt"] = _check_choice(body, "output_format", ("png", "jpeg"), "png")
+        return plan
+
+    def _wrong_shape(self, variant: str) -> None:
+        now = int(time.time())
+        shapes: dict[str, Any] = {
+            "no_data": {"created": now},
+            "data_not_list": {"created": now, "data": {"url": f"{self.fake.base_url}/files/x.png"}},
+            "empty_item": {"created": now, "data": [{}]},
+            "empty_list": {"created": now, "data": []},
+            "null_data": {"created": now, "data": None},
+            "not_object": [{"url": f"{self.fake.base_url}/files/x.png"}],
+        }
+        if variant not in shapes:
+            raise ValueError(f"unknown shape variant {variant!r}; known: {', '.join(shapes)}")
+        self._json(200, shapes[variant])
+
+    def _generate(self, plan: dict[str, Any], model: str, family: str, fault: Any) -> None:
+        fake = self.fake
+        n, prompt = plan["n"], plan["prompt"]
+        broken, broken_kind = None, None
+        if fault and fault[0] in ("item_error", "invalid_b64"):
+            broken, broken_kind = fault[1]["index"] % n, fault[0]
+        nonce = secrets.token_hex(8)
+        blobs: dict[str, list[Any]] = {}
+        data: list[dict[str, Any]] = []
+        produced = 0
+        for i in range(n):
+            if i == broken and broken_kind == "item_error":
+                data.append({"error": {"code": fault[1]["code"], "message": fault[1]["message"]}})
+                continue
+            if i == broken:
+                data.append({"b64_json": "@@not*base64!!"})
+                continue
+            image = fake._image(f"{prompt}\x00{i}", plan["fmt"])
+            item: dict[str, Any] = {}
+            url = None
+            if plan["url"]:
+                url = item["url"] = fake._publish(image)
+            else:
+                placeholder = f"@@B64_{nonce}_{i}@@"
+                blobs[placeholder] = image.b64_segments()
+                item["b64_json"] = placeholder
+            if family == "dalle3":
+                item["revised_prompt"] = f"A detailed, vivid rendering of: {prompt}"
+            if family == "seedream":
+                item["size"] = plan["size"]
+            data.append(item)
+            fake._serve_record(image, url, i, model)
+            produced += 1
+        now = int(time.time())
+        response: dict[str, Any] = {"created": now, "data": data}
+        if family == "gpt":
+            w, h = (int(x) for x in plan["size"].split("x"))
+            per_image = int(_GPT_OUTPUT_TOKENS[plan["quality"]] * max(1.0, w * h / 1024**2))
+            text_tokens = max(1, len(prompt.split()))
+            response.update(
+                background=plan["background"], output_format=plan["fmt"], quality=plan["quality"], size=plan["size"],
+                usage={
+                    "input_tokens": text_tokens,
+                    "input_tokens_details": {"image_tokens": 0, "text_tokens": text_tokens},
+                    "output_tokens": per_image * n,
+                    "output_tokens_details": {"image_tokens": per_image * n, "text_tokens": 0},
+                    "total_tokens": text_tokens + per_image * n,
+                },
+            )
+        elif family == "seedream":
+            w, h = (int(x) for x in plan["size"].split("x"))
+            tokens = produced * (w * h // 256)
+            response = {
+                "model": model, "created": now, "data": data,
+                "usage": {"generated_images": produced, "output_tokens": tokens, "total_tokens": tokens},
+            }
+        self._respond(200, _json_segments(response, blobs), "application/json")
+
+    # generation: SSE ------------------------------------------------------------------------
+
+    def _stream(self, plan: dict[str, Any], fault: Any) -> None:
+        fake = self.fake
+        kind, opts = fault if fault else (None, {})
+        partials = plan["partials"]
+        if kind == "stream_few_partials":
+            partials = min(partials, opts["partials"])
+        common = {
+            "size": plan["size"], "quality": plan["quality"],
+            "background": plan["background"], "output_format": plan["fmt"],
+        }
+        prompt = plan["prompt"]
+        text_tokens = max(1, len(prompt.split()))
+        per_image = _GPT_OUTPUT_TOKENS[plan["quality"]]
+        nonce = secrets.token_hex(8)
+        events: list[tuple[str, list[Any]]] = []
+        for i in range(plan["n"]):
+            for k in range(partials):
+                image = fake._image(f"{prompt}\x00{i}\x00partial\x00{k}", plan["fmt"], padded=False)
+                placeholder = f"@@B64_{nonce}_{i}_{k}@@"
+                data = {"type": "image_generation.partial_image", "b64_json": placeholder,
+                        "created_at": int(time.time()), **common, "partial_image_index": k}
+                events.append(("partial", _sse_event("image_generation.partial_image", data,
+                                                     {placeholder: image.b64_segments()})))
+            image = fake._image(f"{prompt}\x00{i}", plan["fmt"])
+            placeholder = f"@@B64_{nonce}_{i}@@"
+            data = {
+                "type": "image_generation.completed", "b64_json": placeholder, "created_at": int(time.time()),
+                **common,
+                "usage": {
+                    "input_tokens": text_tokens,
+                    "input_tokens_details": {"image_tokens": 0, "text_tokens": text_tokens},
+                    "output_tokens": per_image,
+                    "output_tokens_details": {"image_tokens": per_image, "text_tokens": 0},
+                    "total_tokens": text_tokens + per_image,
+                },
+            }
+            events.append(("completed", _sse_event("image_generation.completed", data,
+                                                   {placeholder: image.b64_segments()})))
+            fake._serve_record(image, None, i, plan["model"])
+        if fake.sse_done:
+            events.append(("done", [b"data: [DONE]\n\n"]))
+
+        cut_at = None
+        if kind in ("stream_error_event", "stream_cut"):
+            cut_at = _cut_position(events, opts["after_partials"])
+        if kind == "stream_error_event":
+            error = {"type": "error", "error": {"type": "image_generation_server_error", "code": opts["code"],
+                                                "message": opts["message"], "param": None}}
+            events = events[:cut_at] + [("error", _sse_event("error", error, {}))]
+
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        if kind == "stream_split":
+            whole = b"".join(_flatten(segs) for _, segs in events)
+            rng = random.Random(opts["seed"])
+            pos = 0
+            while pos < len(whole):
+                step = opts["chunk"] or rng.randint(1, 7)
+                self._chunk([whole[pos : pos + step]])
+                pos += step
+                fake._sleep(opts["pause"])
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        for number, (_, segs) in enumerate(events):
+            if number and fake.stream_interval:
+                fake._sleep(fake.stream_interval)
+            if number == cut_at and kind == "stream_cut":
+                raw = _flatten(segs)
+                self._chunk([raw[: len(raw) // 2]])
+                self.close_connection = True
+                return
+            self._chunk(segs)
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _chunk(self, segments: list[Any]) -> None:
+        size = sum(_seg_len(s) for s in segments)
+        if not size:
+            return
+        self.wfile.write(b"%x\r\n" % size)
+        for piece in _pieces(segments):
+            self.wfile.write(piece)
+        self.wfile.write(b"\r\n")
+
+    # generation: envelope gateway -----------------------------------------------------------
+
+    def _envelope(self, rec: Recorded) -> None:
+        fake = self.fake
+        request_id = "req-" + secrets.token_hex(8)
+
+        def reply(code: int, message: str, data: Any = None) -> None:
+            body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
+            if data is not None:
+                body["data"] = data
+            self._json(200, body)
+
+        ok, _ = self._auth()
+        if not ok:
+            reply(401, "invalid token")
+            return
+        body = rec.json
+        if not isinstance(body, dict):
+            reply(400, "invalid request body: expected a JSON object")
+            return
+        fault = fake._take_fault(("api", "envelope", False))
+        rec.fault = fault[0] if fault else None
+        fake._sleep(fake.latency)
+        if self._early_fault(fault):
+            return
+        for name in ("prompt", "n", "size", "stream", "output_compression", "model"):
+            if body.get(name) is None:
+                reply(400, f"missing required field: {name}")
+                return
+        n = body["n"]
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10:
+            reply(400, "invalid field n: must be an integer between 1 and 10")
+            return
+        if body["size"] not in ("auto", "1024x1024", "1536x1024", "1024x1536"):
+            reply(400, f"invalid field size: {body['size']}")
+            return
+        if not str(body["model"]).startswith("gpt-image"):
+            reply(400, f"invalid field model: {body['model']}")
+            return
+        task_id = "task-" + secrets.token_hex(8)
+        if fault and fault[0] == "envelope_error":
+            reply(fault[1]["code"], fault[1]["message"])
+            return
+        if fault and fault[0] == "envelope_pending":
+            reply(0, "success", {
+                "urls": [], "expired": "", "task_id": task_id, "task_status": fault[1]["task_status"],
+                "usage": {"images": 0, "seconds": 0, "input_tokens": 0, "total_tokens": 0, "output_tokens": 0},
+            })
+            return
+        fmt = body.get("output_format") if body.get("output_format") in ("png", "jpeg", "webp") else "png"
+        urls = []
+        for i in range(n):
+            image = fake._image(f"{body['prompt']}\x00{i}", fmt)
+            url = fake._publish(image)
+            urls.append(url)
+            fake._serve_record(image, url, i, str(body["model"]))
+        data: dict[str, Any] = {
+            "urls": urls,
+            "expired": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86400)),
+            "task_id": task_id,
+            "task_status": "succeeded",
+            "usage": {"images": n, "seconds": 3, "input_tokens": 10, "total_tokens": 20, "output_tokens": 10},
+        }
+        if fault and fault[0] == "shape":
+            self._wrong_envelope(fault[1]["variant"], request_id, data)
+            return
+        reply(0, "success", data)
+
+    def _wrong_envelope(self, variant: str, request_id: str, data: dict[str, Any]) -> None:
+        urls = data["urls"]
+        head = {"code": 0, "message": "success", "request_id": request_id}
+        shapes: dict[str, Any] = {
+            "no_data": head,
+            "data_not_list": {**head, "data": {**data, "urls": urls[0]}},
+            "empty_item": {**head, "data": {**data, "urls": [""]}},
+            "empty_list": {**head, "data": {**data, "urls": []}},
+            "null_data": {**head, "data": None},
+            "not_object": [urls],
+        }
+        if variant not in shapes:
+            raise ValueError(f"unknown shape variant {variant!r}; known: {', '.join(shapes)}")
+        self._json(200, shapes[variant])
+
+    # downloads ------------------------------------------------------------------------------
+
+    def _download(self, rec: Recorded) -> None:
+        fake = self.fake
+        raw = self.path  # the raw request target: any decoding would hide mangled URLs
+        cut = raw.rfind(_SIG_MARKER)
+        valid = cut > 0 and hmac.compare_digest(fake._sign(raw[:cut]), raw[cut + len(_SIG_MARKER) :])
+        if not valid:
+            self._respond(403, _ACCESS_DENIED, "application/json")
+            return
+        token = raw[len("/files/") :].split("?", 1)[0].rsplit(".", 1)[0]
+        with fake._lock:
+            image = fake._files.get(token)
+            looping = token in fake._loops
+        if image is None:
+            self._respond(404, _NO_SUCH_KEY, "application/json")
+            return
+        here = fake.base_url + raw
+        if looping:
+            self._respond(302, b"", "text/plain", {"Location": here})
+            return
+        fault = fake._take_fault(("dl", "", False))
+        rec.fault = fault[0] if fault else None
+        kind, opts = fault if fault else (None, {})
+        size = image.size
+        if kind == "dl_reset":
+            self._reset_connection()
+        elif kind == "dl_cut":
+            at = opts["at"] if opts["at"] is not None else size // 2
+            self.send_response(200)
+            self.send_header("Content-Type", image.content_type)
+            if opts["content_length"]:
+                self.send_header("Content-Length", str(size))
+            else:
+                self.send_header("Connection", "close")  # framing by EOF: the cut looks like a clean end
+            self.end_headers()
+            self._write_prefix(image.segments(), at)
+            self.close_connection = True
+        elif kind == "dl_extra":
+            declared = size - opts["extra"] if opts["short"] else size
+            self.send_response(200)
+            self.send_header("Content-Type", image.content_type)
+            self.send_header("Content-Length", str(max(0, declared)))
+            self.end_headers()
+            for piece in _pieces(image.segments()):
+                self.wfile.write(piece)
+            if not opts["short"]:
+                self.wfile.write(b"\xde\xad\xbe\xef" * (opts["extra"] // 4) + b"\xde" * (opts["extra"] % 4))
+            self.close_connection = True  # the surplus would corrupt the next response on this connection
+        elif kind == "dl_error_as_png":
+            body = _XML_ERROR if opts["format"] == "xml" else _ACCESS_DENIED
+            self._respond(200, body, "image/png")
+        elif kind == "dl_html":
+            self._respond(200, _HTML_PORTAL, "text/html; charset=utf-8")
+        elif kind == "dl_403":
+            self._respond(403, _ACCESS_DENIED, "application/json")
+        elif kind == "dl_redirect_loop":
+            with fake._lock:
+                fake._loops.add(token)
+            self._respond(opts["status"], b"", "text/plain", {"Location": here})
+        elif kind == "dl_redirect":
+            self._respond(opts["status"], b"", "text/plain", {"Location": opts["location"] or here})
+        elif kind == "dl_slow":
+            fake._sleep(opts["delay"])
+            self.send_response(200)
+            self.send_header("Content-Type", image.content_type)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            rate = max(1, int(opts["rate"]))
+            step = max(1, rate // 20)
+            for piece in _pieces(image.segments(), step):
+                self.wfile.write(piece)
+                fake._sleep(len(piece) / rate)
+                if fake._stopping.is_set():
+                    self.close_connection = True
+                    return
+        elif kind == "dl_status":
+            default = {"Code": "InternalError", "Message": "We encountered an internal error. Please try again.",
+                       "EC": "0005-00000001"}
+            self._body_response(opts["status"], opts["body"], default, opts["headers"])
+        else:
+            self._respond(200, image.segments(), image.content_type)
+
+    def _write_prefix(self, segments: list[Any], limit: int) -> None:
+        left = limit
+        for piece in _pieces(segments):
+            if left <= 0:
+                break
+            self.wfile.write(piece[:left])
+            left -= len(piece)
+
+    # catalog --------------------------------------------------------------------------------
+
+    def _catalog(self) -> None:
+        query = parse_qs(urlsplit(self.path).query)
+        try:
+            page = int(query.get("page", ["1"])[0])
+            page_size = int(query.get("page_size", ["20"])[0])
+        except ValueError:
+            self._json(400, {"success": False, "message": "page and page_size must be integers"})
+            return
+        if page < 0 or page_size < 1:
+            self._json(400, {"success": False, "message": "page must be >= 0 and page_size >= 1"})
+            return
+        items = list(self.fake.catalog)
+        if page == 0:
+            data, page_size = items, len(items)
+        else:
+            data = items[(page - 1) * page_size : page * page_size]
+        self._json(200, {"success": True, "page": page, "page_size": page_size, "total": len(items), "data": data})
+
+    def _models(self) -> None:
+        ok, token = self._auth()
+        if not ok:
+            self._json(401, self._auth_failure_body(token))
+            return
+        data = [
+            {"id": m["id"], "object": "model", "created": m.get("created", 0), "owned_by": m.get("provider_code", "")}
+            for m in self.fake.catalog
+        ]
+        self._json(200, {"object": "list", "data": data})
+
+
+def _json_segments(obj: Any, blobs: dict[str, list[Any]]) -> list[Any]:
+    """JSON-encode ``obj`` with each placeholder string replaced by its base64 segments, unjoined."""
+    encoded = json.dumps(obj).encode()
+    if not blobs:
+        return [encoded]
+    pattern = re.compile(b"|".join(re.escape(k.encode()) for k in blobs))
+    out: list[Any] = []
+    pos = 0
+    for m in pattern.finditer(encoded):
+        out.append(encoded[pos : m.start()])
+        out.extend(blobs[m.group().decode()])
+        pos = m.end()
+    out.append(encoded[pos:])
+    return [s for s in out if _seg_len(s)]
+
+
+def _sse_event(name: str, data: Any, blobs: dict[str, list[Any]]) -> list[Any]:
+    return [f"event: {name}\ndata: ".encode(), *_json_segments(data, blobs), b"\n\n"]
+
+
+def _cut_position(events: list[tuple[str, list[Any]]], after_partials: int) -> int:
+    """Index of the event that follows the first ``after_partials`` partials (or the first completed)."""
+    seen = 0
+    for i, (kind, _) in enumerate(events):
+        if seen >= after_partials or kind != "partial":
+            return i
+        seen += 1
+    return len(events) - 1
+
+
+# --------------------------------------------------------------------------------------------
+# Standalone
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve fake image APIs until SIGTERM/SIGINT.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before answering a generation request")
+    parser.add_argument("--image-bytes", type=int, default=None, help="pad every produced image to exactly N bytes")
+    parser.add_argument("--api-key", default=None, help="require this Bearer key (default: no auth)")
+    parser.add_argument("--sse-done", action="store_true", help="end SSE streams with data: [DONE]")
+    parser.add_argument("--fault-probability", type=float, default=0.0, help="random fault chance per request")
+    parser.add_argument("--seed", type=int, default=1, help="seed for random faults")
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server = FakeServer(
+        api_key=args.api_key, latency=args.latency, host=args.host, port=args.port,
+        image_bytes=args.image_bytes, sse_done=args.sse_done,
+    )
+    server.start()
+    if args.fault_probability > 0:
+        server.random_faults(args.fault_probability, seed=args.seed)
+    print(server.base_url, flush=True)
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
