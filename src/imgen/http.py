@@ -117,6 +117,8 @@ def api_error_fields(body: object) -> tuple[str | None, str | None, str | None]:
         return (str(msg) if msg else None, str(code) if code else None, str(param) if param else None)
     if isinstance(body, dict) and isinstance(body.get("Message"), str):
         return body["Message"], body.get("Code"), None
+    if isinstance(body, dict) and isinstance(body.get("message"), str) and body.get("code") not in (None, 0):
+        return body["message"], str(body["code"]), None  # the envelope gateway's shape
     return None, None, None
 
 

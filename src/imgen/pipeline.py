@@ -50,6 +50,7 @@ class Plan:
     no_download: bool = False
     max_bytes: int = DEFAULT_MAX_BYTES
     api_key: Sourced | None = None
+    save_partials: bool = False  # streaming: also save each partial image
 
     @property
     def base_url(self) -> str:
@@ -96,6 +97,7 @@ def prepare(
     overwrite: bool = False,
     strict: bool = False,
     no_download: bool = False,
+    save_partials: bool = False,
     environ: dict[str, str] | None = None,
 ) -> Plan:
     """Resolve and check everything; raise UsageError listing every problem. No network I/O."""
@@ -116,8 +118,8 @@ def prepare(
     template = str(settings["name"])
     try:
         names.render(template, prompt=prompt, index=1, ext="png", model=model)
-    except ValueError as exc:
-        problems.append(f"--name {template!r}: {exc}")
+    except names.TemplateError as exc:
+        problems.append(f"--name: {exc}")
     target = _target(output, settings, request.n, problems)
     if no_download and target.stdout:
         problems.append("--no-download with -o -: nothing would be written to stdout; drop one of them")
@@ -127,18 +129,20 @@ def prepare(
             "nothing was sent; fix the flags above (imgen models show MODEL lists what it accepts)",
         )
     max_bytes = settings.get("max_download") or DEFAULT_MAX_BYTES
+    api_key = settings.api_key() if dialect != "placeholder" else None
     return Plan(
         settings=settings,
         request=request,
         dialect=dialect,
         spec=result.spec,
-        warnings=list(result.warnings),
+        warnings=[*settings.warnings, *result.warnings],
         target=target,
         template=template,
         overwrite=overwrite,
         no_download=no_download,
         max_bytes=int(max_bytes),
-        api_key=settings.api_key() if dialect != "placeholder" else None,
+        api_key=api_key,
+        save_partials=save_partials,
     )
 
 
@@ -187,11 +191,9 @@ def require_key(plan: Plan) -> str | None:
     if plan.dialect == "placeholder":
         return None
     if plan.api_key is None:
-        env = plan.settings.get("api_key_env") or "IMGEN_API_KEY"
-        why = getattr(plan.settings, "key_problem", None)
         raise AuthError(
-            why or f"no API key for profile {plan.settings.profile!r}",
-            f"export {env}=sk-... (or IMGEN_API_KEY), or store one with: imgen config key set -P {plan.settings.profile}",
+            plan.settings.key_problem or f"no API key for profile {plan.settings.profile!r}",
+            plan.settings.key_hint(),
         )
     return str(plan.api_key.value)
 
@@ -242,13 +244,13 @@ def item_error(item: ImageResult) -> ImgenError:
 
 
 def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Outcome) -> None:
-    today = dt.date.today()
+    now = dt.datetime.now()
 
     def name_for(item: ImageResult) -> Callable[[str], str]:
         if plan.target.file_name:
             return lambda ext: _file_name_with_ext(plan.target.file_name, ext)
         return lambda ext: names.render(
-            plan.template, prompt=plan.request.prompt, index=item.index + 1, ext=ext, model=plan.request.model, date=today
+            plan.template, prompt=plan.request.prompt, index=item.index + 1, ext=ext, model=plan.request.model, date=now.date(), now=now, seed=plan.request.fields.get("seed")
         )
 
     pending: list[ImageResult] = []

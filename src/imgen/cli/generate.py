@@ -13,6 +13,9 @@ from ..errors import ExitCode, UsageError
 from .common import JsonOption, ProfileOption, debug_enabled, handle_errors
 
 GEN = "Generation"
+SEED = "Seedream"
+STREAM = "Streaming (GPT image models)"
+BATCH = "Batch"
 OUT = "Output"
 CONN = "Connection"
 
@@ -32,6 +35,20 @@ def parse_params(values: list[str]) -> dict[str, Any]:
         except ValueError:
             params[key] = value
     return params
+
+
+def parse_size_limit(raw: str) -> int:
+    """--max-download 256M: a byte count with an optional K/M/G suffix (powers of 1024)."""
+    text = raw.strip().upper().removesuffix("B").removesuffix("I")
+    scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1:], 1)
+    number = text[:-1] if text[-1:] in "KMG" else text
+    try:
+        value = int(float(number) * scale)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise UsageError(f"--max-download {raw!r}: expected a size such as 256M or 1G")
+    return value
 
 
 def read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
@@ -91,6 +108,49 @@ def generate(
         list[str] | None,
         typer.Option("--param", help="Extra body field KEY=VALUE (VALUE as JSON when it parses). Repeatable.", rich_help_panel=GEN, show_default=False),
     ] = None,
+    image: Annotated[
+        list[str] | None,
+        typer.Option("--image", "-i", help="Reference image: a file (sent as a data URI) or a URL. Repeatable, at most 14.", rich_help_panel=SEED, show_default=False),
+    ] = None,
+    watermark: Annotated[
+        bool | None, typer.Option("--watermark/--no-watermark", help="The 'AI Generated' mark (on by default at the API).", rich_help_panel=SEED, show_default=False)
+    ] = None,
+    sequential: Annotated[
+        bool, typer.Option("--sequential", help="Generate a related sequence of images (with --max-images).", rich_help_panel=SEED)
+    ] = False,
+    max_images: Annotated[
+        int | None, typer.Option("--max-images", help="Images in a --sequential run; references + images <= 15.", rich_help_panel=SEED, show_default=False)
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="-1..2147483647 (ignored by newer models).", rich_help_panel=SEED, show_default=False)] = None,
+    guidance: Annotated[
+        float | None, typer.Option("--guidance", help="Prompt adherence 1.0-10.0 (ignored by 5.0).", rich_help_panel=SEED, show_default=False)
+    ] = None,
+    stream: Annotated[bool, typer.Option("--stream", help="Stream the generation, showing partial images as they arrive.", rich_help_panel=STREAM)] = False,
+    partials: Annotated[
+        int | None, typer.Option("--partials", help="Partial images to stream per image, 0-3.", rich_help_panel=STREAM, show_default=False)
+    ] = None,
+    save_partials: Annotated[
+        bool, typer.Option("--save-partials", help="Also save partials as NAME.partial-K.EXT.", rich_help_panel=STREAM)
+    ] = False,
+    events: Annotated[
+        bool, typer.Option("--events", help="With --json: one JSON line per stream event (NDJSON).", rich_help_panel=STREAM)
+    ] = False,
+    batch: Annotated[
+        str | None,
+        typer.Option("--batch", help="Run every prompt in FILE (one per line, or JSON Lines); - for stdin.", rich_help_panel=BATCH, show_default=False),
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-j", help="Batch jobs in flight.", rich_help_panel=BATCH, min=1, max=64)] = 4,
+    force: Annotated[bool, typer.Option("--force", help="Regenerate batch jobs already in the manifest.", rich_help_panel=BATCH)] = False,
+    sidecar: Annotated[bool, typer.Option("--sidecar", help="Write IMAGE.json with each image's provenance.", rich_help_panel=BATCH)] = False,
+    max_total_images: Annotated[
+        int | None, typer.Option("--max-total-images", help="Stop the batch before it would make more images than this.", rich_help_panel=BATCH, show_default=False)
+    ] = None,
+    max_cost: Annotated[
+        float | None, typer.Option("--max-cost", help="Stop the batch before its estimated cost (USD) would exceed this.", rich_help_panel=BATCH, show_default=False)
+    ] = None,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="Run share I of N of the batch jobs (I/N, 1-based).", rich_help_panel=BATCH, show_default=False)
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Refuse model ids imgen does not know.", rich_help_panel=GEN)] = False,
     output: Annotated[
         str | None,
@@ -119,6 +179,9 @@ def generate(
     retries: Annotated[
         int | None, typer.Option("--retries", help="Retries for 429/5xx/connection errors. [default: 2]", rich_help_panel=CONN, show_default=False, min=0, max=10)
     ] = None,
+    max_download: Annotated[
+        str | None, typer.Option("--max-download", help="Largest image accepted, e.g. 256M, 1G. [default: 256M]", rich_help_panel=CONN, show_default=False)
+    ] = None,
 ) -> None:
     """Generate images from PROMPT and save them; print one path per line."""
     from ..report import Messages
@@ -128,7 +191,15 @@ def generate(
         from .. import pipeline
 
         text = read_prompt(prompt, prompt_file)
-        flags = {"profile": profile, "base_url": base_url, "model": model, "name": name, "timeout": timeout, "retries": retries}
+        flags = {
+            "profile": profile,
+            "base_url": base_url,
+            "model": model,
+            "name": name,
+            "timeout": timeout,
+            "retries": retries,
+            "max_download": parse_size_limit(max_download) if max_download else None,
+        }
         fields = {
             "n": n,
             "size": size,
@@ -140,7 +211,18 @@ def generate(
             "moderation": moderation,
             "response_format": response_format,
             "user": user,
+            "watermark": watermark,
+            "seed": seed,
+            "guidance_scale": guidance,
+            "sequential_image_generation": "auto" if sequential else None,
+            "sequential_image_generation_options": {"max_images": max_images} if max_images is not None else None,
+            "stream": True if stream else None,
+            "partial_images": partials,
         }
+        if image:
+            from ..refs import load_references
+
+            fields["image"] = load_references(image)
         plan = pipeline.prepare(
             text,
             flags=flags,
@@ -150,6 +232,7 @@ def generate(
             overwrite=overwrite,
             strict=strict,
             no_download=no_download,
+            save_partials=save_partials,
         )
         for warning in plan.warnings:
             messages.warn(warning)
