@@ -221,7 +221,9 @@ def call_api(plan: Plan, hooks: Hooks) -> GenerationResponse:
             client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry, target="the API"
         )
         payload = _json(response)
-    return provider.parse(payload)
+    parsed = provider.parse(payload)
+    parsed.request_id = parsed.request_id or response.headers.get("x-request-id")
+    return parsed
 
 
 def _json(response: Any) -> Any:
@@ -385,6 +387,8 @@ def outcome_document(outcome: Outcome) -> dict[str, Any]:
         "created": resp.created,
         "images": images,
     }
+    if resp.request_id:
+        document["request_id"] = resp.request_id
     if outcome.urls:
         document["urls"] = [
             {"index": i.index + 1, "url": i.url, **({"size": i.size} if i.size else {})} for i in outcome.urls
