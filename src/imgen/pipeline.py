@@ -184,7 +184,21 @@ def describe_request(plan: Plan) -> dict[str, Any]:
         f"curl -sS -X {call.method} {shlex.quote(url)} "
         f'-H "Authorization: Bearer ${key_env}" -H "Content-Type: application/json" -d {shlex.quote(body)}'
     )
-    return {"method": call.method, "url": url, "headers": headers, "body": call.body, "curl": curl}
+    return {"method": call.method, "url": url, "headers": headers, "body": call.body, "curl": curl, "cost": cost_of(plan)}
+
+
+def cost_of(plan: Plan, usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The cost from the cached catalog (`imgen models --remote` fills it); never fetched here,
+    so --dry-run stays free of network traffic and one-shot runs stay fast."""
+    if plan.dialect == "placeholder":
+        return {"usd": 0.0, "note": "the offline placeholder is free"}
+    from . import catalog, cost
+
+    cached = catalog.read_cache(plan.base_url)
+    if cached is None:
+        return {"usd": None, "note": "no cached price list for this base URL; run: imgen models --remote"}
+    usd, note = cost.estimate_cost(plan.request.model, plan.request.n, cached, usage)
+    return {"usd": usd, "note": note}
 
 
 def require_key(plan: Plan) -> str | None:
@@ -397,6 +411,7 @@ def outcome_document(outcome: Outcome) -> dict[str, Any]:
         document["errors"] = [{"index": f.item.index + 1, **f.error.to_dict()} for f in outcome.failed]
     if resp.usage is not None:
         document["usage"] = resp.usage
+    document["cost"] = cost_of(outcome.plan, resp.usage)
     document.update({k: v for k, v in resp.meta.items() if k not in document})
     document["exit_code"] = int(outcome.exit_code)
     return document

@@ -6,6 +6,7 @@ import typer
 
 from .. import __version__
 from . import config, generate, models
+from .common import ProfileOption
 
 app = typer.Typer(
     name="imgen",
@@ -28,6 +29,7 @@ def root(
     version: bool = typer.Option(
         False, "--version", "-V", help="Show the version and exit.", callback=_version, is_eager=True
     ),
+    profile: ProfileOption = None,
 ) -> None:
     """Generate images from a prompt with OpenAI-compatible image APIs."""
 

@@ -16,9 +16,24 @@ from ..report import Messages
 F = TypeVar("F", bound=Callable[..., Any])
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of text.")]
+
+
+def _inherit_profile(ctx: typer.Context, value: str | None) -> str | None:
+    """`imgen -P NAME generate` and `imgen generate -P NAME` mean the same; the nearer one wins."""
+    if value is None and ctx.parent is not None:
+        return ctx.find_root().params.get("profile")
+    return value
+
+
 ProfileOption = Annotated[
     str | None,
-    typer.Option("--profile", "-P", help="Profile to use (default: IMGEN_PROFILE or the config's default_profile).", show_default=False),
+    typer.Option(
+        "--profile",
+        "-P",
+        help="Profile to use (default: IMGEN_PROFILE or the config's default_profile).",
+        show_default=False,
+        callback=_inherit_profile,
+    ),
 ]
 
 

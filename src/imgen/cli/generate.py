@@ -287,4 +287,6 @@ def _print_dry_run(described: dict, json_out: bool) -> None:
     lines = [f"{described['method']} {described['url']}"]
     lines += [f"{k}: {v}" for k, v in described["headers"].items()]
     lines += ["", json.dumps(described["body"], indent=2, ensure_ascii=False), "", described["curl"]]
+    cost = described["cost"]
+    lines += ["", f"estimated cost: ${cost['usd']:.4f} ({cost['note']})" if cost["usd"] is not None else f"cost: unknown ({cost['note']})"]
     emit_lines(lines)
