@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import imgen
-from imgen import configfile, credentials
+from imgen import config_edit, configfile, credentials
 from imgen import settings as st
 from imgen.errors import ConfigError, ExitCode, UsageError
 from imgen.request import FLAG_FOR_FIELD
@@ -439,7 +439,7 @@ def test_a_symlinked_config_is_written_through(cfg, tmp_path):
     write(real, '[profiles.keep]\nmodel = "m"\n')
     cfg.dir.mkdir(parents=True)
     cfg.config.symlink_to(real)
-    st.set_value("model", "x", "local")
+    config_edit.set_value("model", "x", "local")
     assert cfg.config.is_symlink()
     assert tomllib.loads(real.read_text())["profiles"] == {"keep": {"model": "m"}, "local": {"model": "x"}}
 
@@ -447,7 +447,7 @@ def test_a_symlinked_config_is_written_through(cfg, tmp_path):
 def test_an_existing_directory_keeps_its_mode(cfg):
     cfg.dir.mkdir(parents=True)
     os.chmod(cfg.dir, 0o755)
-    st.set_value("model", "x")
+    config_edit.set_value("model", "x")
     assert stat.S_IMODE(cfg.dir.stat().st_mode) == 0o755
 
 
@@ -475,41 +475,41 @@ base_url = "http://127.0.0.1:1"
 def test_set_changes_one_key_and_keeps_everything_else(cfg):
     write(cfg.config, ORIGINAL)
     before = tomllib.loads(ORIGINAL)
-    st.set_value("size", "1024x1536")
+    config_edit.set_value("size", "1024x1536")
     after = tomllib.loads(cfg.config.read_text())
     before["profiles"]["cometapi"]["size"] = "1024x1536"
     assert after == before
 
 
 def test_set_on_a_built_in_only_profile_writes_just_that_key(cfg):
-    change = st.set_value("retries", "5", "openai")
+    change = config_edit.set_value("retries", "5", "openai")
     assert change.profile == "openai" and change.value == 5
     assert tomllib.loads(cfg.config.read_text()) == {"profiles": {"openai": {"retries": 5}}}
 
 
 def test_set_without_profile_targets_env_then_file_default(cfg, monkeypatch):
     write(cfg.config, 'default_profile = "openai"\n')
-    assert st.set_value("model", "a").profile == "openai"
+    assert config_edit.set_value("model", "a").profile == "openai"
     monkeypatch.setenv("IMGEN_PROFILE", "local")
-    assert st.set_value("model", "b").profile == "local"
+    assert config_edit.set_value("model", "b").profile == "local"
 
 
 def test_set_params_and_unset_them(cfg):
-    st.set_value("params.watermark", "false", "local")
-    st.set_value("params.sequential_image_generation_options", '{"max_images": 4}', "local")
+    config_edit.set_value("params.watermark", "false", "local")
+    config_edit.set_value("params.sequential_image_generation_options", '{"max_images": 4}', "local")
     assert st.resolve({"profile": "local"})["params"] == {
         "watermark": False,
         "sequential_image_generation_options": {"max_images": 4},
     }
-    st.unset_value("params.watermark", "local")
-    st.unset_value("params.sequential_image_generation_options", "local")
+    config_edit.unset_value("params.watermark", "local")
+    config_edit.unset_value("params.sequential_image_generation_options", "local")
     assert tomllib.loads(cfg.config.read_text()) == {"profiles": {"local": {}}}
     assert st.resolve({"profile": "local"}).profile == "local"  # a file-only profile survives empty
 
 
 def test_unset_on_a_built_in_profile_brings_back_the_built_in_value(cfg):
-    st.set_value("base_url", "http://127.0.0.1:1", "openai")
-    change = st.unset_value("base_url", "openai")
+    config_edit.set_value("base_url", "http://127.0.0.1:1", "openai")
+    change = config_edit.unset_value("base_url", "openai")
     assert any("https://api.openai.com" in note for note in change.notes)
     assert tomllib.loads(cfg.config.read_text()) == {}
     assert st.resolve({"profile": "openai"})["base_url"] == "https://api.openai.com"
@@ -517,38 +517,38 @@ def test_unset_on_a_built_in_profile_brings_back_the_built_in_value(cfg):
 
 def test_unset_of_an_absent_key_changes_nothing(cfg):
     write(cfg.config, ORIGINAL)
-    change = st.unset_value("size")
+    change = config_edit.unset_value("size")
     assert change.changed is False and cfg.config.read_text() == ORIGINAL
 
 
 def test_unset_removes_an_unknown_key_so_typos_can_be_cleaned(cfg):
     write(cfg.config, ORIGINAL)
-    st.unset_value("shiny_new_key")
+    config_edit.unset_value("shiny_new_key")
     assert "shiny_new_key" not in tomllib.loads(cfg.config.read_text())["profiles"]["cometapi"]
     with pytest.raises(UsageError):
-        st.unset_value("never_was")
+        config_edit.unset_value("never_was")
 
 
 def test_set_can_repair_a_bad_value_that_blocks_resolution(cfg):
     write(cfg.config, '[profiles.cometapi]\nretries = "three"\n')
     with pytest.raises(ConfigError):
         st.resolve({})
-    st.set_value("retries", "3")
+    config_edit.set_value("retries", "3")
     assert st.resolve({})["retries"] == 3
 
 
 @pytest.mark.parametrize("name", ["has space", "-dash", "dot.ted", " "])
 def test_set_refuses_unusable_profile_names(cfg, name):
     with pytest.raises(UsageError):
-        st.set_value("model", "x", name)
+        config_edit.set_value("model", "x", name)
     assert not cfg.config.exists()
 
 
 def test_use_requires_an_existing_profile(cfg):
-    st.use_profile("offline")
+    config_edit.use_profile("offline")
     assert tomllib.loads(cfg.config.read_text()) == {"default_profile": "offline"}
     with pytest.raises(ConfigError) as info:
-        st.use_profile("nope")
+        config_edit.use_profile("nope")
     assert "offline" in info.value.hint
 
 
@@ -564,10 +564,10 @@ def test_model_is_checked_against_the_capability_table_when_there_is_one(cfg, mo
     fake.lookup = lookup
     monkeypatch.setitem(sys.modules, "imgen.capabilities", fake)
     monkeypatch.setattr(imgen, "capabilities", fake, raising=False)
-    assert st.set_value("model", "dall-e-3").notes == []
-    assert "not in imgen's table" in st.set_value("model", "brand-new-model").notes[0]
-    assert "not for the 'openai' API" in st.set_value("model", "gpt-image-1.5").notes[0]
-    assert st.set_value("model", "gpt-image-1.5", "dianming").notes == []
+    assert config_edit.set_value("model", "dall-e-3").notes == []
+    assert "not in imgen's table" in config_edit.set_value("model", "brand-new-model").notes[0]
+    assert "not for the 'openai' API" in config_edit.set_value("model", "gpt-image-1.5").notes[0]
+    assert config_edit.set_value("model", "gpt-image-1.5", "dianming").notes == []
 
 
 @pytest.mark.parametrize("url", [f"https://me:{CANARY}@host", f"https://host/?key={CANARY}"])
@@ -575,7 +575,7 @@ def test_a_refused_base_url_is_not_repeated_when_it_may_hold_a_secret(cfg, monke
     with pytest.raises(UsageError) as flag_error:
         st.resolve({"base_url": url})
     with pytest.raises(UsageError) as set_error:
-        st.set_value("base_url", url)
+        config_edit.set_value("base_url", url)
     monkeypatch.setenv("IMGEN_BASE_URL", url)
     with pytest.raises(ConfigError) as env_error:
         st.resolve({})

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .. import config_edit
 from .. import settings as st
 from .common import JsonOption, ProfileOption, handle_errors
 
@@ -126,9 +127,9 @@ def _row_after(rows: list[tuple[str, str, str]], name: str) -> int:
 def get(key: KeyArg, profile: ProfileOption = None) -> None:
     """Print one resolved value, nothing else (for scripts). Nothing is printed for an unset value."""
     with handle_errors() as messages:
-        head, param = st.split_key(key)
+        head, param = config_edit.split_key(key)
         if head not in st.SETTING_KEYS and head != "profile":
-            raise st.unknown_key(key)
+            raise config_edit.unknown_key(key)
         settings = st.resolve({"profile": profile})
         for warning in settings.warnings:
             messages.warn(warning)
@@ -156,7 +157,7 @@ def set_value(
     Other profiles, keys and tables are kept; comments in the file are not (it is rewritten).
     """
     with handle_errors() as messages:
-        change = st.set_value(key, value, profile)
+        change = config_edit.set_value(key, value, profile)
         for note in change.notes:
             messages.warn(note)
         messages.info(f"profile {change.profile}: {key} = {json.dumps(change.value, ensure_ascii=False)} ({change.path})")
@@ -166,7 +167,7 @@ def set_value(
 def unset_value(key: KeyArg, profile: ProfileOption = None) -> None:
     """Remove KEY from a profile's file section; a built-in value shows through again."""
     with handle_errors() as messages:
-        change = st.unset_value(key, profile)
+        change = config_edit.unset_value(key, profile)
         for note in change.notes:
             messages.info(note)
         if change.changed:
@@ -177,7 +178,7 @@ def unset_value(key: KeyArg, profile: ProfileOption = None) -> None:
 def use(name: Annotated[str, typer.Argument(help="An existing profile, built-in or from the file.")]) -> None:
     """Make NAME the default profile (default_profile in the config file)."""
     with handle_errors() as messages:
-        change = st.use_profile(name)
+        change = config_edit.use_profile(name)
         for note in change.notes:
             messages.warn(note)
         messages.info(f"default profile: {name} ({change.path})")
