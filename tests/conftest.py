@@ -101,3 +101,136 @@ def imgen(tmp_path, server):
         return Result(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"), proc.stdout)
 
     return run
+
+
+# --- secrets in files ---------------------------------------------------------------------
+
+# The key every imgen run gets; it may never end up in a file other than the credentials file.
+# (Other canaries are left out on purpose: some in-process tests write them into config files
+# as input, to check they are refused.)
+SECRET_CANARIES = (API_KEY,)
+CREDENTIALS_FILE = "credentials.toml"
+
+
+def files_holding_secrets(*roots: Path) -> list[Path]:
+    """Files under roots (credentials.toml aside) whose bytes hold one of SECRET_CANARIES."""
+    found = []
+    needles = [c.encode() for c in SECRET_CANARIES]
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for path in root.rglob("*"):
+            if path.name == CREDENTIALS_FILE or path.is_symlink() or not path.is_file():
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if any(n in data for n in needles):
+                found.append(path)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_written_files(request, isolated_env):
+    """After every test: outputs, sidecars, manifests, config and cache hold no key."""
+    roots = [isolated_env]
+    if "tmp_path" in request.fixturenames:
+        roots.append(request.getfixturevalue("tmp_path"))  # now, while it is sure to exist
+    yield
+    leaked = files_holding_secrets(*roots)
+    assert not leaked, f"an API key was written to {', '.join(map(str, leaked))}"
+
+
+# --- the network stays on loopback ----------------------------------------------------------
+
+# Loaded into imgen subprocesses through PYTHONPATH: name lookups other than localhost and IP
+# literals never reach a DNS server (`.invalid` gets the resolver's own "not known" answer), and a
+# connection to any address outside loopback is refused before a packet leaves. Each refusal is
+# logged, so a test can assert imgen never even tried.
+_NETGUARD = '''
+import ipaddress, os, socket
+
+_log = os.environ.get("IMGEN_NETGUARD_LOG")
+# name=address pairs the fake resolver answers, e.g. to make a name resolve to 169.254.169.254.
+_hosts = dict(p.split("=", 1) for p in os.environ.get("IMGEN_NETGUARD_HOSTS", "").split(",") if "=" in p)
+_real_getaddrinfo = socket.getaddrinfo
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _note(text):
+    if _log:
+        with open(_log, "a", encoding="utf-8") as fh:
+            fh.write(text + "\\n")
+
+
+def _literal(host):
+    try:
+        return ipaddress.ip_address(str(host).strip("[]").split("%")[0])
+    except ValueError:
+        return None
+
+
+def _getaddrinfo(host, *args, **kwargs):
+    if host is None or host == "localhost" or _literal(host) is not None:
+        return _real_getaddrinfo(host, *args, **kwargs)
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    if name in _hosts:
+        return _real_getaddrinfo(_hosts[name], *args, **kwargs)
+    if not name.rstrip(".").endswith(".invalid"):
+        _note("dns " + name)
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def _allowed(address):
+    if not isinstance(address, tuple):
+        return True  # unix sockets
+    ip = _literal(address[0])
+    if ip is None:
+        return False
+    if getattr(ip, "ipv4_mapped", None):
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def _connect(self, address):
+    if not _allowed(address):
+        _note("connect %r" % (address,))
+        raise OSError(101, "Network is unreachable (netguard)")
+    return _real_connect(self, address)
+
+
+def _connect_ex(self, address):
+    if not _allowed(address):
+        _note("connect %r" % (address,))
+        return 101
+    return _real_connect_ex(self, address)
+
+
+socket.getaddrinfo = _getaddrinfo
+socket.socket.connect = _connect
+socket.socket.connect_ex = _connect_ex
+'''
+
+
+@pytest.fixture(scope="session")
+def netguard_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("netguard")
+    (directory / "sitecustomize.py").write_text(_NETGUARD, encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def netguard(netguard_dir, tmp_path):
+    """Environment for an imgen subprocess that cannot reach past loopback; `.log` lists attempts."""
+
+    class Guard(dict):
+        log: Path
+
+        def attempts(self) -> list[str]:
+            return self.log.read_text(encoding="utf-8").splitlines() if self.log.exists() else []
+
+    guard = Guard(PYTHONPATH=str(netguard_dir), IMGEN_NETGUARD_LOG=str(tmp_path / "netguard.log"))
+    guard.log = tmp_path / "netguard.log"
+    return guard

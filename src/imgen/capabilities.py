@@ -396,6 +396,8 @@ def _shown(name: str, value: Any) -> str:
     flag = flag_for(name)
     if name == "sequential_image_generation_options" and isinstance(value, Mapping) and "max_images" in value:
         value = value["max_images"]
+    if value is True and name in ("stream", "sequential_image_generation"):
+        return flag  # a switch: `--stream`, not `--stream true`
     if isinstance(value, bool):
         text = _show_bool(value)
     elif isinstance(value, (list, tuple)):
@@ -414,7 +416,7 @@ def _refusal(spec: ModelSpec, model: str, name: str, value: Any) -> str:
         if takers and len(takers) <= 3:
             why = " and ".join(takers) + (" do" if len(takers) > 1 else " does")
         elif takers:
-            why = "other models do"
+            why = "models that do: " + ", ".join(takers[:3]) + ", ..."
     tail = f" ({why})" if why else ""
     return f"{_shown(name, value)}: {model} does not accept {name}{tail}; drop {flag_for(name)}"
 

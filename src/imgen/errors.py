@@ -102,3 +102,9 @@ class BadResponse(ImgenError):
 
 class DownloadError(BadResponse):
     """A download or save failed; nothing was left under the final name."""
+
+
+class Interrupted(ImgenError):
+    """Ctrl-C reached a download running on a worker thread: it stopped and left nothing behind."""
+
+    exit_code = ExitCode.INTERRUPTED

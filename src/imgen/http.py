@@ -47,12 +47,22 @@ def api_client(base_url: str, api_key: str | None, timeout: float) -> httpx.Clie
 
 
 def download_client(timeout: float) -> httpx.Client:
+    """A client for result URLs: no key, no redirects followed by httpx, and new connections
+    checked against the URL policy that download.fetch makes active for its thread."""
+    from . import urlpolicy
+
+    transport = httpx.HTTPTransport(trust_env=True)
+    pool = getattr(transport, "_pool", None)
+    if pool is not None and hasattr(pool, "_network_backend"):
+        # httpx does not expose the backend; without it the per-hop URL check still applies.
+        pool._network_backend = urlpolicy.guarded_backend(pool._network_backend)
     return httpx.Client(
         # identity: Content-Length must describe the bytes we count, and no decompression bombs.
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         timeout=httpx.Timeout(min(timeout, 60.0), connect=min(15.0, timeout)),
         follow_redirects=False,
         trust_env=True,
+        transport=transport,
     )
 
 
@@ -167,27 +177,55 @@ def should_retry(response: httpx.Response) -> bool:
     return True
 
 
+def _host(exc: httpx.HTTPError) -> str | None:
+    try:
+        return exc.request.url.host or None
+    except (RuntimeError, AttributeError):
+        return None
+
+
 def network_error(exc: httpx.HTTPError, target: str) -> ImgenError:
+    """The message for a transport failure; the host is named, never the path or query (a
+    signed link's query is a credential)."""
+    host = _host(exc)
+    where = f"{target} ({host})" if host else target
+    api = target == "the API"
     if isinstance(exc, httpx.ConnectTimeout):
-        return NetworkError(f"timed out connecting to {target}", "check the network and the base URL")
+        return NetworkError(f"timed out connecting to {where}", "check the network and the base URL, or raise --timeout")
     if isinstance(exc, httpx.ReadTimeout):
-        return NetworkError(
-            f"{target} did not answer in time",
-            "raise --timeout; the request may still have been billed, so check before retrying",
-        )
+        if api:
+            return NetworkError(
+                f"{where} did not answer in time",
+                "raise --timeout; the request may still have been billed, so check before retrying",
+            )
+        return NetworkError(f"{where} stopped sending in time", "raise --timeout, or retry when the network is faster")
     if isinstance(exc, httpx.TimeoutException):
-        return NetworkError(f"timed out talking to {target}", "raise --timeout or retry later")
+        return NetworkError(f"timed out talking to {where}", "raise --timeout or retry later")
     if isinstance(exc, httpx.ConnectError):
         text = str(exc)
-        if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
-            return NetworkError(f"could not resolve the host of {target}", "check the base URL's host name and DNS")
-        return NetworkError(f"could not connect to {target}: {text or type(exc).__name__}", "check the base URL and the network")
+        if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text or "No address associated" in text:
+            hint = "check the base URL's host name and DNS" if api else "check DNS; the API handed out a link to a host that does not resolve"
+            return NetworkError(f"could not resolve {host} ({target})" if host else f"could not resolve the host of {target}", hint)
+        if "refused" in text.lower():
+            hint = "check the base URL and that the service is running" if api else "the download host is not accepting connections; retry later"
+            return NetworkError(f"{where} refused the connection", hint)
+        return NetworkError(f"could not connect to {where}: {text or type(exc).__name__}", "check the base URL and the network")
     if isinstance(exc, httpx.TooManyRedirects):
-        return BadResponse(f"too many redirects from {target}", "the link redirects in a loop")
-    return NetworkError(f"connection to {target} failed: {exc or type(exc).__name__}", "retry later")
+        return BadResponse(f"too many redirects from {where}", "the link redirects in a loop")
+    if isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError)):
+        return NetworkError(f"{where} dropped the connection ({exc or type(exc).__name__})", "retry later")
+    return NetworkError(f"connection to {where} failed: {exc or type(exc).__name__}", "retry later")
 
 
-RETRYABLE_EXCEPTIONS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.PoolTimeout)
+# Nothing came back: connect failures, and connections dropped before an answer (a reset).
+RETRYABLE_EXCEPTIONS = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.PoolTimeout,
+)
 
 
 def send(

@@ -7,6 +7,7 @@ settings (flag > env > profile > default) → capability check (all problems, be
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shlex
@@ -22,7 +23,8 @@ from . import capabilities, names, providers
 from .errors import AuthError, BadResponse, ExitCode, ImgenError, RequestRejected, UsageError
 from .request import GenerateRequest
 from .results import GenerationResponse, ImageResult
-from .save import DEFAULT_MAX_BYTES, ImageWriter, SavedImage, iter_b64, write_all
+from .save import DEFAULT_MAX_BYTES, ImageWriter, SavedImage, check_writable, iter_b64, write_all
+from .save import Session as SaveSession
 from .settings import Settings, Sourced, mask_key, resolve
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
@@ -219,9 +221,20 @@ class Hooks:
     retry: Callable[[str], None] = lambda text: None
     waiting: Callable[[str], Any] | None = None
     download_task: Callable[[str, int | None], Any] | None = None
+    stream_event: Callable[[Any], None] | None = None  # each partial/completed image of a stream (stream.Update)
 
 
-def call_api(plan: Plan, hooks: Hooks) -> GenerationResponse:
+@dataclass
+class Connections:
+    """What the generations of a batch share: open clients (pooled connections, left open for
+    the next job) and one RetryPolicy, so a 429 pauses every job, not only the one that got it."""
+
+    api: Any = None  # http.api_client(...) for this plan's base URL and key
+    downloads: Any = None  # http.download_client(...)
+    policy: Any = None  # http.RetryPolicy
+
+
+def call_api(plan: Plan, hooks: Hooks, connections: Connections | None = None) -> GenerationResponse:
     if plan.dialect == "placeholder":
         return providers.get("placeholder").generate(plan.request)
     from . import http
@@ -229,8 +242,10 @@ def call_api(plan: Plan, hooks: Hooks) -> GenerationResponse:
     key = require_key(plan)
     provider = providers.get(plan.dialect)
     call = provider.build_request(plan.request)
-    policy = http.RetryPolicy(retries=int(plan.settings["retries"]))
-    with http.api_client(plan.base_url, key, float(plan.settings["timeout"])) as client:
+    shared = connections or Connections()
+    policy = shared.policy or http.RetryPolicy(retries=int(plan.settings["retries"]))
+    opened = http.api_client(plan.base_url, key, float(plan.settings["timeout"])) if shared.api is None else None
+    with opened if opened is not None else contextlib.nullcontext(shared.api) as client:
         response = http.send(
             client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry, target="the API"
         )
@@ -259,7 +274,7 @@ def item_error(item: ImageResult) -> ImgenError:
     return RequestRejected(text, "change the prompt or options for this image and try again", code=item.error_code)
 
 
-def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Outcome) -> None:
+def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Outcome, connections: Connections | None = None) -> None:
     now = dt.datetime.now()
 
     def name_for(item: ImageResult) -> Callable[[str], str]:
@@ -289,15 +304,17 @@ def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Ou
     if any(i.url and not i.b64_json and i.data is None for i in pending):
         from . import http, urlpolicy
 
+        shared_client = connections.downloads if connections else None
         downloads = (
-            http.download_client(float(plan.settings["timeout"])),
+            shared_client if shared_client is not None else http.download_client(float(plan.settings["timeout"])),
             urlpolicy.UrlPolicy.for_api(plan.base_url),
             http.RetryPolicy(retries=int(plan.settings["retries"])),
         )
     deadline = time.monotonic() + float(plan.settings["timeout"])
+    session = SaveSession()
 
     def one(item: ImageResult) -> Saved | Failed:
-        make_writer = lambda: ImageWriter(directory, max_bytes=plan.max_bytes, source=f"image {item.index + 1}")  # noqa: E731
+        make_writer = lambda: ImageWriter(directory, max_bytes=plan.max_bytes, source=f"image {item.index + 1}", session=session)  # noqa: E731
         try:
             if item.data is not None or item.b64_json:
                 with make_writer() as writer:
@@ -333,9 +350,19 @@ def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Ou
             results = [one(pending[0])]
         else:
             with ThreadPoolExecutor(max_workers=min(4, len(pending))) as pool:
-                results = list(pool.map(one, pending))
+                try:
+                    results = list(pool.map(one, pending))
+                except KeyboardInterrupt:
+                    session.cancel()  # Ctrl-C reaches only this thread; the workers stop at their next chunk
+                    raise
+    except BaseException:
+        if plan.target.stdout:
+            import shutil
+
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
     finally:
-        if downloads:
+        if downloads and downloads[0] is not shared_client:
             downloads[0].close()
     for result in results:
         (outcome.saved if isinstance(result, Saved) else outcome.failed).append(result)
@@ -368,6 +395,15 @@ def _to_stdout(outcome: Outcome, directory: Path) -> None:
 def run(plan: Plan, hooks: Hooks | None = None) -> Outcome:
     hooks = hooks or Hooks()
     started = time.monotonic()
+    if not plan.target.stdout and not plan.no_download:
+        check_writable(plan.target.directory)  # before the API call: an unwritable -o costs nothing
+    from . import stream
+
+    if stream.wanted(plan):
+        # Images are saved as their events arrive, so the stream yields the Outcome itself.
+        outcome = stream.run(plan, hooks)
+        outcome.elapsed = time.monotonic() - started
+        return outcome
     waiting = hooks.waiting(f"generating with {plan.request.model}") if hooks.waiting else None
     if waiting:
         with waiting:
@@ -394,6 +430,7 @@ def outcome_document(outcome: Outcome) -> dict[str, Any]:
         for key in ("url", "revised_prompt", "size"):
             if getattr(s.item, key):
                 entry[key] = getattr(s.item, key)
+        entry.update(_stream_extras(s.item))
         images.append(entry)
     document: dict[str, Any] = {
         "model": outcome.plan.request.model,
@@ -408,10 +445,15 @@ def outcome_document(outcome: Outcome) -> dict[str, Any]:
             {"index": i.index + 1, "url": i.url, **({"size": i.size} if i.size else {})} for i in outcome.urls
         ]
     if outcome.failed:
-        document["errors"] = [{"index": f.item.index + 1, **f.error.to_dict()} for f in outcome.failed]
+        document["errors"] = [{"index": f.item.index + 1, **f.error.to_dict(), **_stream_extras(f.item)} for f in outcome.failed]
     if resp.usage is not None:
         document["usage"] = resp.usage
     document["cost"] = cost_of(outcome.plan, resp.usage)
     document.update({k: v for k, v in resp.meta.items() if k not in document})
     document["exit_code"] = int(outcome.exit_code)
     return document
+
+
+def _stream_extras(item: ImageResult) -> dict[str, Any]:
+    # A streamed image reports its own usage (one completed event each) and the partials before it.
+    return {k: item.extra[k] for k in ("usage", "partials") if k in item.extra}

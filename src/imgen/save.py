@@ -12,12 +12,13 @@ import errno
 import hashlib
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import imagetype
-from .errors import BadResponse, DownloadError, ImgenError
+from .errors import BadResponse, DownloadError, ImgenError, Interrupted
 
 B64_CHUNK = 4 * 1024 * 1024  # characters decoded at a time: a multiple of 4
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
@@ -27,6 +28,36 @@ class WriteError(ImgenError):
     """The output could not be written (permissions, full disk)."""
 
     exit_code = BadResponse.exit_code
+
+
+class IncompleteImage(DownloadError):
+    """The bytes stop before the image does: a cut transfer, worth another try."""
+
+
+def human_size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.0f} {unit}" if value == int(value) or value >= 100 else f"{value:.1f} {unit}"
+    return f"{n} bytes"
+
+
+@dataclass
+class Session:
+    """What the images of one run share: the names already given out (so two images of a run
+    never land on one name, --overwrite or not) and a cancel switch for Ctrl-C, which only
+    reaches the main thread while downloads run on workers."""
+
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    claimed: set[Path] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise Interrupted("interrupted", None)
 
 
 @dataclass
@@ -51,20 +82,65 @@ def _complete(fmt: str, head: bytes, tail: bytes, total: int) -> bool:
 
 
 def _write_error(exc: OSError, directory: Path) -> WriteError:
-    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
-        return WriteError(f"no space left on the device holding {directory}", "free some space or choose another -o directory")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return WriteError(f"cannot write to {directory}: {exc.strerror}", "choose a writable directory with -o")
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        what = "no space left" if code == errno.ENOSPC else "the disk quota is used up"
+        return WriteError(f"{what} on the device holding {directory}; nothing was saved", "free some space or choose another -o directory")
+    if code == errno.EFBIG:
+        return WriteError(
+            f"the image is larger than the largest file allowed in {directory}; nothing was saved",
+            "raise the file size limit (ulimit -f) or choose another -o directory on a file system that takes large files",
+        )
+    if code == errno.EROFS:
+        return WriteError(f"cannot write to {directory}: it is on a read-only file system", "choose a writable directory with -o")
+    if code in (errno.EACCES, errno.EPERM):
+        return WriteError(f"cannot write to {directory}: permission denied", "choose a writable directory with -o, or fix its permissions")
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        return WriteError(f"cannot write to {directory}: part of that path is a file, not a directory", "give -o a directory (or a new one to create)")
     return WriteError(f"cannot write to {directory}: {exc.strerror or exc}", "check the output directory")
+
+
+def check_writable(directory: Path) -> None:
+    """Refuse an output directory that cannot take files, before anything is paid for.
+
+    No side effects: the nearest existing ancestor must be a directory imgen may write into (the
+    rest is created at save time). Full disks can only show at write time.
+    """
+    path = Path(directory).expanduser().absolute()
+    probe = path
+    while not probe.exists():
+        if probe.is_symlink():  # dangling: mkdir would fail on it
+            raise WriteError(f"cannot write to {directory}: {probe} is a broken symbolic link", "give -o a directory (or a new one to create)")
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise _write_error(OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), path)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        # access() answers EROFS for a read-only mount even to root, who ignores permission bits.
+        try:
+            read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        raise _write_error(OSError(errno.EROFS if read_only else errno.EACCES, ""), path)
 
 
 class ImageWriter:
     """A temporary file that becomes a verified image under a unique final name, or nothing."""
 
-    def __init__(self, directory: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, source: str = "the download") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        source: str = "the download",
+        session: Session | None = None,
+    ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.source = source
+        self.session = session
+        self._fd = -1
         self.size = 0
         self.head = b""
         self.tail = b""
@@ -76,15 +152,25 @@ class ImageWriter:
         except OSError as exc:
             raise _write_error(exc, directory) from exc
 
+    def expect(self, length: int | None) -> None:
+        """Refuse at once a body whose announced length is over the limit."""
+        if length is not None and length > self.max_bytes:
+            raise self._too_large(f"{human_size(length)} announced")
+
+    def _too_large(self, seen: str) -> DownloadError:
+        return DownloadError(
+            f"{self.source} is larger than the {human_size(self.max_bytes)} limit ({seen}); nothing was saved",
+            "raise the limit with --max-download (e.g. --max-download 1G) if the image is really that large",
+        )
+
     def write(self, chunk: bytes) -> None:
+        if self.session is not None:
+            self.session.check()
         if not chunk:
             return
         self.size += len(chunk)
         if self.size > self.max_bytes:
-            raise DownloadError(
-                f"{self.source} is larger than the {self.max_bytes // (1024 * 1024)} MiB limit",
-                "raise the limit with --max-download if the image is really that large",
-            )
+            raise self._too_large(f"over {human_size(self.max_bytes)} received")
         if len(self.head) < imagetype.HEAD_BYTES:
             self.head += chunk[: imagetype.HEAD_BYTES - len(self.head)]
         self.tail = (self.tail + chunk[-16:])[-16:]
@@ -98,7 +184,7 @@ class ImageWriter:
 
     def verify(self, expected_length: int | None = None) -> str:
         if expected_length is not None and self.size != expected_length:
-            raise DownloadError(
+            raise IncompleteImage(
                 f"{self.source} was cut short: got {self.size} of {expected_length} bytes",
                 "retry; the link may have expired",
             )
@@ -110,17 +196,19 @@ class ImageWriter:
                 "the server sent an error page instead of an image; retry later",
             )
         if not _complete(fmt, self.head, self.tail, self.size):
-            raise DownloadError(f"{self.source} was cut short: the {fmt} data is incomplete", "retry")
+            raise IncompleteImage(f"{self.source} was cut short: the {fmt} data stops before its end ({self.size} bytes)", "retry later")
         return fmt
 
     def commit(self, name_for: Callable[[str], str], *, overwrite: bool = False, expected_length: int | None = None) -> SavedImage:
         """Verify, then link under name_for(ext): never over an existing file unless overwrite."""
         fmt = self.verify(expected_length)
         try:
+            if self.session is not None:
+                self.session.check()
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
-            final = self._link(name_for(imagetype.EXTENSIONS[fmt]), overwrite)
+            final = self._claim(name_for(imagetype.EXTENSIONS[fmt]), overwrite)
         except OSError as exc:
             self.abort()
             raise _write_error(exc, self.directory) from exc
@@ -129,14 +217,25 @@ class ImageWriter:
             raise
         return SavedImage(final, self.size, self._hash.hexdigest(), fmt)
 
-    def _link(self, name: str, overwrite: bool) -> Path:
+    def _claim(self, name: str, overwrite: bool) -> Path:
+        if self.session is None:
+            return self._link(name, overwrite, set())
+        with self.session.lock:  # choosing and linking together: two workers never pick one name
+            here = Path(self.directory).absolute()
+            taken = {p.name for p in self.session.claimed if p.parent == here}
+            final = self._link(name, overwrite, taken)
+            self.session.claimed.add(here / final.name)
+            return final
+
+    def _link(self, name: str, overwrite: bool, taken: set[str]) -> Path:
         from .names import unique_path
 
         if overwrite:
-            final = self.directory / name
+            # --overwrite replaces what earlier runs left, never an image of this run.
+            final = unique_path(self.directory, name, taken=taken, overwrite=True)
             os.replace(self.tmp, final)
             return final
-        taken: set[str] = set()
+        taken = set(taken)
         while True:
             final = unique_path(self.directory, name, taken=taken)
             try:
@@ -164,8 +263,8 @@ class ImageWriter:
             self._fd = -1
         try:
             os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # gone already; a failure to clean up must not hide the error being reported
 
     def __enter__(self) -> ImageWriter:
         return self
@@ -173,6 +272,10 @@ class ImageWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
+
+
+class InvalidBase64(BadResponse):
+    """Base64 image data that does not decode."""
 
 
 def iter_b64(text: str, chunk: int = B64_CHUNK) -> Iterable[bytes]:
@@ -184,9 +287,15 @@ def iter_b64(text: str, chunk: int = B64_CHUNK) -> Iterable[bytes]:
         for start in range(0, len(text), chunk):
             yield binascii.a2b_base64(text[start : start + chunk], strict_mode=True)
     except (binascii.Error, ValueError) as exc:
-        raise BadResponse(f"the API sent invalid base64 image data ({exc})", "retry; if it persists, try response_format url") from None
+        raise InvalidBase64(f"the API sent invalid base64 image data ({exc})", _B64_HINT) from None
+
+
+_B64_HINT = "retry; if it keeps happening, the API (or a proxy in between) is corrupting its answers"
 
 
 def write_all(writer: ImageWriter, chunks: Iterable[bytes]) -> None:
-    for piece in chunks:
-        writer.write(piece)
+    try:
+        for piece in chunks:
+            writer.write(piece)
+    except InvalidBase64 as exc:
+        raise InvalidBase64(f"{writer.source}: {exc.message}", exc.hint) from None

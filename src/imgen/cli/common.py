@@ -12,6 +12,7 @@ import typer
 
 from ..errors import ExitCode, ImgenError
 from ..report import Messages
+from . import complete
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,6 +34,7 @@ ProfileOption = Annotated[
         help="Profile to use (default: IMGEN_PROFILE or the config's default_profile).",
         show_default=False,
         callback=_inherit_profile,
+        autocompletion=complete.profiles,
     ),
 ]
 

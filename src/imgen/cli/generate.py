@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import ExitCode, UsageError
+from ..errors import ExitCode, ImgenError, UsageError
+from . import complete
 from .common import JsonOption, ProfileOption, debug_enabled, handle_errors
 
 GEN = "Generation"
@@ -44,7 +45,7 @@ def parse_size_limit(raw: str) -> int:
     number = text[:-1] if text[-1:] in "KMG" else text
     try:
         value = int(float(number) * scale)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: "inf", "1e400"
         value = 0
     if value <= 0:
         raise UsageError(f"--max-download {raw!r}: expected a size such as 256M or 1G")
@@ -80,11 +81,11 @@ def generate(
         Path | None, typer.Option("--prompt-file", help="Read the prompt from a file.", rich_help_panel=GEN, show_default=False)
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Model id (imgen models lists them). [default: dall-e-3]", rich_help_panel=GEN, show_default=False)
+        str | None, typer.Option("--model", "-m", help="Model id (imgen models lists them). [default: dall-e-3]", rich_help_panel=GEN, show_default=False, autocompletion=complete.model_ids)
     ] = None,
     n: Annotated[int | None, typer.Option("-n", "--n", help="Number of images.", rich_help_panel=GEN, show_default=False)] = None,
     size: Annotated[
-        str | None, typer.Option("--size", "-s", help="Image size, e.g. 1024x1024 (model-dependent).", rich_help_panel=GEN, show_default=False)
+        str | None, typer.Option("--size", "-s", help="Image size, e.g. 1024x1024 (model-dependent).", rich_help_panel=GEN, show_default=False, autocompletion=complete.sizes)
     ] = None,
     quality: Annotated[
         str | None, typer.Option("--quality", "-Q", help="standard|hd (dall-e-3), low|medium|high|auto (GPT image).", rich_help_panel=GEN, show_default=False)
@@ -190,7 +191,18 @@ def generate(
     with handle_errors(messages):
         from .. import pipeline
 
-        text = read_prompt(prompt, prompt_file)
+        _check_batch_flags(
+            batch,
+            prompt=prompt is not None or prompt_file is not None,
+            stream=stream or partials is not None or save_partials or events,
+            no_download=no_download,
+            name=name is not None,
+            overwrite=overwrite,
+            only_batch={"--force": force, "--sidecar": sidecar, "--max-total-images": max_total_images is not None, "--max-cost": max_cost is not None, "--shard": shard is not None},
+            max_total_images=max_total_images,
+            max_cost=max_cost,
+        )
+        text = read_prompt(prompt, prompt_file) if batch is None else ""
         flags = {
             "profile": profile,
             "base_url": base_url,
@@ -223,6 +235,19 @@ def generate(
             from ..refs import load_references
 
             fields["image"] = load_references(image)
+        if batch is not None:
+            from .. import batch as batches
+            from ..jobs import parse_shard
+
+            options = batches.BatchOptions(
+                source=batch, flags=flags, fields=fields, params=parse_params(param or []), output=output, strict=strict,
+                concurrency=concurrency, force=force, sidecar=sidecar, max_total_images=max_total_images, max_cost=max_cost,
+                shard=parse_shard(shard) if shard is not None else None, json_out=json_out, dry_run=dry_run, quiet=quiet,
+            )
+            code = batches.run(options, messages)
+            if code:
+                raise typer.Exit(code)
+            return
         plan = pipeline.prepare(
             text,
             flags=flags,
@@ -236,17 +261,50 @@ def generate(
         )
         for warning in plan.warnings:
             messages.warn(warning)
+        _check_stream_flags(plan, messages, events=events, json_out=json_out, save_partials=save_partials)
         if dry_run:
             _print_dry_run(pipeline.describe_request(plan), json_out)
             return
         messages.detail(f"profile {plan.settings.profile}: {plan.dialect} API at {plan.base_url}, model {plan.request.model}")
-        outcome = _run(plan, messages, quiet)
-        _report(outcome, messages, json_out)
+        ndjson = events and json_out
+        try:
+            outcome = _run(plan, messages, quiet, events=ndjson)
+        except ImgenError as exc:
+            if ndjson:  # the NDJSON reader learns how the stream ended without parsing stderr
+                _ndjson_line({"event": "error", **exc.to_dict()})
+            raise
+        _report(outcome, messages, json_out, events=ndjson)
         if outcome.exit_code != ExitCode.OK:
             raise typer.Exit(int(outcome.exit_code))
 
 
-def _run(plan, messages, quiet):  # noqa: ANN001, ANN202
+def _check_batch_flags(batch: str | None, *, prompt: bool, stream: bool, no_download: bool, name: bool, overwrite: bool, only_batch: dict[str, bool], max_total_images: int | None, max_cost: float | None) -> None:
+    """The options that make no sense with --batch, or only with it; refused before any I/O."""
+    if batch is None:
+        given = [flag for flag, on in only_batch.items() if on]
+        if given:
+            raise UsageError(f"{', '.join(given)}: only with --batch FILE", "run a batch: imgen generate --batch prompts.txt")
+        return
+    problems = []
+    if prompt:
+        problems.append("PROMPT or --prompt-file with --batch: the prompts come from the batch file; give one or the other")
+    if stream:
+        problems.append("--stream, --partials, --save-partials and --events are for one generation, not a batch")
+    if no_download:
+        problems.append("--no-download with --batch: a batch saves and records its images; run single generations for URLs")
+    if name:
+        problems.append("--name with --batch: batch files are named by job (a JSONL \"name\", or the prompt's slug and key)")
+    if overwrite:
+        problems.append("--overwrite with --batch: a job always replaces its own files; --force regenerates jobs already done")
+    if max_total_images is not None and max_total_images < 1:
+        problems.append(f"--max-total-images {max_total_images}: must be 1 or more")
+    if max_cost is not None and not max_cost > 0:
+        problems.append(f"--max-cost {max_cost:g}: must be more than 0")
+    if problems:
+        raise UsageError(problems[0] if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems), "nothing was sent")
+
+
+def _run(plan, messages, quiet, *, events: bool = False):  # noqa: ANN001, ANN202
     from .. import pipeline
     from ..report import make_progress
 
@@ -255,6 +313,7 @@ def _run(plan, messages, quiet):  # noqa: ANN001, ANN202
         retry=lambda text: messages.detail(f"imgen: retry: {text}"),
         waiting=progress.waiting,
         download_task=progress.task,
+        stream_event=_stream_listener(progress, messages, quiet, events),
     )
     try:
         return pipeline.run(plan, hooks)
@@ -262,17 +321,71 @@ def _run(plan, messages, quiet):  # noqa: ANN001, ANN202
         progress.close()
 
 
-def _report(outcome, messages, json_out: bool) -> None:  # noqa: ANN001
+def _report(outcome, messages, json_out: bool, *, events: bool = False) -> None:  # noqa: ANN001
     from .. import pipeline
     from ..report import emit_json, emit_lines
 
     for failed in outcome.failed:
         messages.error(failed.error)
-    if json_out:
+    if events:
+        _ndjson_line({"event": "done", **pipeline.outcome_document(outcome)})
+    elif json_out:
         emit_json(pipeline.outcome_document(outcome))
     else:
         emit_lines([str(s.image.path) for s in outcome.saved if s.image.path is not None] + [i.url for i in outcome.urls])
     messages.detail(f"done in {outcome.elapsed:.2f}s: {len(outcome.saved)} saved, {len(outcome.failed)} failed")
+
+
+def _check_stream_flags(plan, messages, *, events: bool, json_out: bool, save_partials: bool) -> None:  # noqa: ANN001
+    """The flags that only mean something on a stream, refused before anything is sent."""
+    streaming = plan.request.stream
+    problems = []
+    if events and not (json_out and streaming):
+        missing = " and ".join(flag for flag, ok in (("--json", json_out), ("--stream", streaming)) if not ok)
+        problems.append(f"--events: one JSON line per stream event needs --json and --stream; add {missing}")
+    if events and plan.target.stdout:
+        problems.append("--events with -o -: the events and the image would share stdout; use -o DIR")
+    if save_partials and not streaming:
+        problems.append("--save-partials: partial images come only with --stream; add --stream (and --partials N)")
+    elif save_partials and plan.target.stdout:
+        problems.append("--save-partials with -o -: partial images are saved as files; use -o DIR")
+    if problems:
+        raise UsageError(
+            problems[0] if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems),
+            "nothing was sent; fix the flags above",
+        )
+    wanted = plan.request.params.get("partial_images", plan.request.fields.get("partial_images"))
+    if save_partials and not wanted:
+        messages.warn("--save-partials: no partial images were asked for (the API sends none by default); add --partials 1-3")
+
+
+def _stream_listener(progress, messages, quiet: bool, events: bool):  # noqa: ANN001, ANN202
+    """Each partial or completed image of a stream: an NDJSON line, and a progress line on stderr
+    (above the spinner on a terminal, plain elsewhere)."""
+    console = getattr(progress, "console", None)
+
+    def say(text: str) -> None:
+        if console is not None:
+            console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            messages.info(text)
+
+    def on_event(update) -> None:  # noqa: ANN001
+        if events:
+            _ndjson_line(update.to_dict())
+        if quiet:
+            return
+        if update.error is None:
+            say(update.describe())
+        elif update.kind == "partial":  # a failed final image is reported with the other errors
+            say(f"imgen: warning: {update.describe()}")
+
+    return on_event
+
+
+def _ndjson_line(document: dict) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+    sys.stdout.flush()  # each line as it happens: the reader is watching the stream
 
 
 def _print_dry_run(described: dict, json_out: bool) -> None:

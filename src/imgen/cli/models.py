@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import UsageError
+from . import complete
 from .common import JsonOption, ProfileOption, handle_errors
 
 app = typer.Typer(
@@ -72,7 +73,7 @@ def list_models(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="A model id, e.g. gpt-image-2 or a dated snapshot.", show_default=False)],
+    model: Annotated[str, typer.Argument(help="A model id, e.g. gpt-image-2 or a dated snapshot.", show_default=False, autocompletion=complete.model_ids)],
     api: ApiOption = None,
     json_out: JsonOption = False,
 ) -> None:

@@ -1,0 +1,985 @@
+#!/usr/bin/env python3
+"""imgen benchmarks: one reproducible run, one table of figures.
+
+Starts the local test server (tests/fakeserver.py, standalone) with the latency and image size each
+figure needs, runs the installed `imgen` and its comparisons as subprocesses against it, and prints
+every series (median, min, max, IQR) and a final table: figure | imgen | comparison | ratio | target | met?
+
+    .venv/bin/python benchmarks/run.py                 # full run (several minutes, ~1.5 GB of temp disk)
+    .venv/bin/python benchmarks/run.py --quick         # smoke run: fewer repetitions, smaller sizes
+    .venv/bin/python benchmarks/run.py --only startup,oneshot --json results.json
+
+Standard library only. All traffic goes to 127.0.0.1. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+FAKESERVER = ROOT / "tests" / "fakeserver.py"
+OPENAI_VENV = HERE / ".venv-openai"
+OPENAI_PIN = "openai==1.109.1"
+API_KEY = "sk-bench-0123456789abcdef"
+MiB = 1024 * 1024
+FIGURES = ("startup", "oneshot", "batch", "download", "base64", "memory")
+PROMPT = "a paper boat floating on calm water at sunrise"
+
+
+# ------------------------------------------------------------------------------------------------
+# Measuring one process: wall time and peak resident memory
+
+
+# Peak RSS of a child process, and why it is measured this way.
+#
+# Linux keeps a high-water mark of resident memory per process and hands it to the parent in the
+# rusage of wait4() (ru_maxrss, KiB). Two traps make the obvious readings wrong:
+#   * resource.getrusage(RUSAGE_CHILDREN) is the maximum over *all* children reaped so far, so after
+#     one 500 MiB run every later reading says at least 500 MiB.
+#   * Even os.wait4(pid) for one child is contaminated by whoever spawned it: at execve() the kernel
+#     folds the high-water mark of the pre-exec address space into the new image's ru_maxrss, and
+#     Python's subprocess forks with vfork/CLONE_VM, so that pre-exec space is *this runner's*. A
+#     runner holding 200 MiB makes `python -c pass` (8.5 MiB) read as 211 MiB (checked).
+#   * Polling /proc/PID/status VmHWM is exact per image but racy: the last sample before exit can
+#     miss the final peak, and a zombie's status has no Vm lines any more.
+# So every measured command is started by a tiny launcher that forks (a real fork: a fresh copy of
+# the launcher's own small address space), execs the command, and reads that child's rusage with
+# wait4(): GNU time (`/usr/bin/time -f %M`, ~2 MiB, its child's pre-exec image is ~1 MiB) when it is
+# installed, else a minimal Python launcher whose pre-exec image (~9 MiB) is below the smallest
+# figure measured here (a Python interpreter alone peaks at ~8.5 MiB; imgen at 25+ MiB).
+# For a pipeline (bash -c 'curl | jq; curl'), wait4 reports the largest single process among the
+# shell and the children it waited for: the peak of the biggest process, not the sum.
+
+_PY_LAUNCHER = r"""
+import os, sys
+out, argv = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(out, "w") as fh:
+    fh.write("%d\n" % usage.ru_maxrss)
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def _gnu_time() -> str | None:
+    path = shutil.which("time", path="/usr/bin:/bin:/usr/local/bin")
+    if not path:
+        return None
+    try:
+        with tempfile.NamedTemporaryFile("r") as fh:
+            subprocess.run([path, "-f", "%M", "-o", fh.name, "true"], check=True, capture_output=True, timeout=10)
+            int(fh.read().strip().splitlines()[-1])
+        return path
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class Run:
+    argv: list[str]
+    wall: float  # seconds, spawn to reap
+    rc: int
+    stdout: str
+    stderr: str
+    maxrss_kib: int | None = None
+
+    def check(self, what: str) -> None:
+        if self.rc != 0:
+            tail = (self.stderr.strip() or self.stdout.strip())[-600:]
+            raise BenchError(f"{what} exited {self.rc}: {tail}")
+
+
+class BenchError(Exception):
+    """A measured command failed: the row is reported as failed, the run goes on."""
+
+
+class Runner:
+    def __init__(self, tmp: Path, env: dict[str, str], launcher: str = "auto") -> None:
+        self.tmp = tmp
+        self.env = env
+        self.gnu_time = _gnu_time() if launcher in ("auto", "gnu-time") else None
+        if launcher == "gnu-time" and not self.gnu_time:
+            sys.exit("--rss-launcher gnu-time: GNU time is not installed (apt-get install time)")
+        self.rss_method = (
+            f"GNU time ({self.gnu_time} -f %M): wait4() rusage of a freshly forked child"
+            if self.gnu_time
+            else "Python fork/exec launcher: wait4() rusage of a freshly forked child"
+        )
+        self._n = 0
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        rss: bool = False,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        stdin: Path | None = None,
+        timeout: float = 900.0,
+    ) -> Run:
+        """Run argv to completion; wall time from spawn to reap; peak RSS when rss=True."""
+        self._n += 1
+        out_path = self.tmp / f"run-{self._n}.out"
+        err_path = self.tmp / f"run-{self._n}.err"
+        rss_path = self.tmp / f"run-{self._n}.rss"
+        full = list(argv)
+        if rss:
+            if self.gnu_time:
+                full = [self.gnu_time, "-f", "%M", "-o", str(rss_path), "--", *full]
+            else:
+                full = [sys.executable, "-c", _PY_LAUNCHER, str(rss_path), *full]
+        with open(out_path, "wb") as out, open(err_path, "wb") as err, (
+            open(stdin, "rb") if stdin else open(os.devnull, "rb")
+        ) as inp:
+            started = time.perf_counter()
+            proc = subprocess.Popen(full, stdin=inp, stdout=out, stderr=err, env=env or self.env, cwd=cwd or self.tmp)
+            timer = threading.Timer(timeout, proc.kill)
+            timer.start()
+            try:
+                proc.wait()
+            finally:
+                timer.cancel()
+            wall = time.perf_counter() - started
+        result = Run(
+            list(argv),
+            wall,
+            proc.returncode,
+            out_path.read_text("utf-8", "replace"),
+            err_path.read_text("utf-8", "replace"),
+        )
+        for path in (out_path, err_path):
+            path.unlink(missing_ok=True)
+        if rss:
+            try:
+                lines = rss_path.read_text().strip().splitlines()
+                result.maxrss_kib = int(lines[-1]) if lines else None
+            except (OSError, ValueError):
+                result.maxrss_kib = None
+            rss_path.unlink(missing_ok=True)
+            if result.maxrss_kib is None and result.rc == 0:
+                raise BenchError(f"no peak RSS reading for {argv[0]}")
+        return result
+
+
+# ------------------------------------------------------------------------------------------------
+# Series and rows
+
+
+@dataclass
+class Series:
+    name: str
+    unit: str  # "s" or "MiB"
+    samples: list[float] = field(default_factory=list)
+
+    def add(self, value: float) -> None:
+        self.samples.append(value)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    def stats(self) -> dict[str, float]:
+        s = sorted(self.samples)
+        q1, q3 = (statistics.quantiles(s, n=4, method="inclusive")[::2] if len(s) >= 2 else (s[0], s[0]))
+        return {"n": len(s), "median": statistics.median(s), "min": s[0], "max": s[-1], "q1": q1, "q3": q3}
+
+
+@dataclass
+class Row:
+    figure: str
+    label: str
+    imgen: str
+    comparison: str
+    ratio: str
+    target: str
+    met: bool | None  # None: no target, or not measurable
+    note: str = ""
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def fmt_value(series: Series, value: float) -> str:
+    if series.unit == "s":
+        return fmt_time(value)
+    if series.unit == "MiB/s":
+        return f"{value:.0f} MiB/s"
+    return f"{value:.1f} {series.unit}"
+
+
+def fmt_series(series: Series | None) -> str:
+    """median [min–max]"""
+    if series is None or not series.samples:
+        return "n/a"
+    st = series.stats()
+    return f"{fmt_value(series, st['median'])} [{fmt_value(series, st['min'])}–{fmt_value(series, st['max'])}]"
+
+
+class Report:
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+        self.series: dict[str, list[Series]] = {}
+        self.notes: dict[str, list[str]] = {}
+        self.seconds: dict[str, float] = {}
+        self.load: dict[str, tuple[float, float]] = {}  # 1-min load average before/after each figure
+
+    def add_series(self, figure: str, *series: Series) -> None:
+        self.series.setdefault(figure, []).extend(s for s in series if s.samples)
+
+    def row(self, *args: Any, **kw: Any) -> None:
+        self.rows.append(Row(*args, **kw))
+
+    def note(self, figure: str, text: str) -> None:
+        self.notes.setdefault(figure, []).append(text)
+        log(f"  note: {text}")
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def na(reason: str) -> str:
+    return f"n/a ({reason})"
+
+
+# ------------------------------------------------------------------------------------------------
+# The local test server
+
+
+@dataclass
+class Server:
+    base_url: str
+    proc: subprocess.Popen
+
+
+@contextmanager
+def fake_server(tmp: Path, *, latency: float = 0.0, image_bytes: int | None = None) -> Iterator[Server]:
+    """tests/fakeserver.py standalone: its first stdout line is its base URL; SIGTERM stops it."""
+    argv = [sys.executable, str(FAKESERVER), "--host", "127.0.0.1", "--port", "0", "--latency", str(latency), "--api-key", API_KEY]
+    if image_bytes:
+        argv += ["--image-bytes", str(image_bytes)]
+    with open(tmp / "fakeserver.err", "ab") as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+        try:
+            ready, _, _ = select.select([proc.stdout], [], [], 20)
+            line = proc.stdout.readline().decode().strip() if ready else ""
+            if not line.startswith("http://127.0.0.1:"):
+                raise RuntimeError(f"the test server did not start (got {line!r}); see {tmp / 'fakeserver.err'}")
+            yield Server(line, proc)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+
+
+def post_generation(server: Server, body: dict[str, Any]) -> tuple[dict[str, Any] | None, int]:
+    """A direct POST from the runner, body streamed and counted; returns (JSON if small, body size)."""
+    request = urllib.request.Request(
+        server.base_url + "/v1/images/generations",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+    size, keep = 0, []
+    with opener.open(request, timeout=600) as response:
+        while chunk := response.read(MiB):
+            size += len(chunk)
+            if size <= MiB:
+                keep.append(chunk)
+    return (json.loads(b"".join(keep)) if size <= MiB else None), size
+
+
+# ------------------------------------------------------------------------------------------------
+# Tools and the environment
+
+
+def clean_env(tmp: Path) -> dict[str, str]:
+    """The runner's environment without anything that could steer imgen, curl or the SDK elsewhere."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("IMGEN_", "OPENAI_"))
+        and k not in ("COMETAPI_KEY", "DIANMING_API_KEY", "CI", "FORCE_COLOR", "COLUMNS", "LINES", "TERMINAL_WIDTH")
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+    }
+    home = tmp / "home"
+    (home / "config").mkdir(parents=True, exist_ok=True)
+    env.update(
+        {
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            "NO_COLOR": "1",
+            "XDG_CONFIG_HOME": str(home / "config"),
+            "XDG_CACHE_HOME": str(home / "cache"),
+            "IMGEN_CONFIG": str(home / "config" / "imgen" / "config.toml"),
+            "IMGEN_CREDENTIALS": str(home / "config" / "imgen" / "credentials.toml"),
+            "IMGEN_CACHE_DIR": str(home / "cache" / "imgen"),
+        }
+    )
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # start-up figures assume the usual bytecode cache
+    return env
+
+
+def find_imgen() -> tuple[str, str]:
+    """(imgen executable, the interpreter its launcher runs): the venv next to this runner first."""
+    candidates = [Path(sys.executable).parent / "imgen", ROOT / ".venv" / "bin" / "imgen"]
+    found = next((str(c) for c in candidates if c.exists()), None) or shutil.which("imgen")
+    if not found:
+        sys.exit("imgen is not installed: run `python3 -m venv .venv && .venv/bin/pip install -e .` first")
+    python = sys.executable
+    try:
+        first = Path(found).read_bytes()[:300].split(b"\n", 1)[0].decode()
+        if first.startswith("#!") and Path(first[2:].strip().split()[0]).exists():
+            python = first[2:].strip().split()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        pass
+    return found, python
+
+
+TOOL_HINTS = {
+    "curl": "apt-get install curl",
+    "jq": "apt-get install jq",
+    "xargs": "apt-get install findutils",
+    "bash": "apt-get install bash",
+}
+
+
+class Tools:
+    def __init__(self) -> None:
+        self.paths = {name: shutil.which(name) for name in TOOL_HINTS}
+        self._warned: set[str] = set()
+
+    def missing(self, *names: str) -> list[str]:
+        gone = [n for n in names if not self.paths.get(n)]
+        for n in gone:
+            if n not in self._warned:
+                self._warned.add(n)
+                log(f"imgen-bench: `{n}` is not installed; rows comparing against it say n/a. Install it with: {TOOL_HINTS[n]}")
+        return gone
+
+
+def openai_cli(tmp: Path, env: dict[str, str], python: str, allow_install: bool) -> tuple[str | None, str]:
+    """The OpenAI SDK's own CLI (openai==1.109.1) from a scratch venv; (path, reason if missing)."""
+    exe = OPENAI_VENV / "bin" / "openai"
+    stamp = OPENAI_VENV / ".installed"
+    if exe.exists() and stamp.exists() and stamp.read_text().strip() == OPENAI_PIN:
+        return str(exe), ""
+    if not allow_install:
+        return None, "not installed; run without --no-install"
+    log(f"imgen-bench: installing {OPENAI_PIN} into {OPENAI_VENV} (once) ...")
+    pip_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    try:
+        subprocess.run([python, "-m", "venv", "--clear", str(OPENAI_VENV)], check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            [str(OPENAI_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", OPENAI_PIN],
+            check=True, capture_output=True, timeout=900, env=pip_env,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        log(f"imgen-bench: could not install {OPENAI_PIN}: {exc} {detail.decode(errors='replace')[-400:]}")
+        return None, "SDK install failed"
+    if not exe.exists():
+        return None, "SDK installed no `openai` command"
+    stamp.write_text(OPENAI_PIN + "\n")
+    return str(exe), ""
+
+
+# ------------------------------------------------------------------------------------------------
+# The commands compared
+
+
+CURL_RECIPE = r"""set -o pipefail
+url=$(curl -s -X POST "$BENCH_BASE/v1/images/generations" -H "Authorization: Bearer $BENCH_KEY" \
+      -H 'Content-Type: application/json' -d "$BENCH_BODY" | jq -r '.data[].url') || exit 1
+curl -s -o "$BENCH_OUT" "$url"
+"""
+
+# One batch job for xargs: $1 is the job number.
+XARGS_JOB = r"""set -o pipefail
+url=$(curl -s -X POST "$BENCH_BASE/v1/images/generations" -H "Authorization: Bearer $BENCH_KEY" \
+      -H 'Content-Type: application/json' -d "{\"model\":\"dall-e-2\",\"prompt\":\"batch prompt $1\"}" \
+      | jq -r '.data[].url') || exit 1
+curl -s -o "$BENCH_OUT/job-$1.png" "$url"
+"""
+
+
+# The base64 figure's comparison: the same POST, its body read and thrown away.
+CURL_POST_ONLY = (
+    'curl -s -o /dev/null -X POST "$BENCH_BASE/v1/images/generations" '
+    '-H "Authorization: Bearer $BENCH_KEY" -H "Content-Type: application/json" -d "$BENCH_BODY"'
+)
+
+
+@dataclass
+class Ctx:
+    args: argparse.Namespace
+    tmp: Path
+    runner: Runner
+    tools: Tools
+    imgen: str
+    python: str
+    report: Report
+    reps: Callable[[int, int], int]
+
+    def imgen_env(self, server: Server) -> dict[str, str]:
+        return {**self.runner.env, "IMGEN_BASE_URL": server.base_url, "IMGEN_API_KEY": API_KEY}
+
+    def fresh_dir(self, name: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.tmp))
+        return path
+
+
+def images_in(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".gif"))
+
+
+def imgen_oneshot(ctx: Ctx, server: Server, out: Path, *extra: str, rss: bool = False) -> Run:
+    argv = [ctx.imgen, "generate", "-m", "dall-e-2", "-q", "-o", str(out), *extra, PROMPT]
+    run = ctx.runner.run(argv, rss=rss, env=ctx.imgen_env(server))
+    run.check("imgen generate")
+    return run
+
+
+def curl_recipe(ctx: Ctx, server: Server, out_file: Path) -> Run:
+    env = {
+        **ctx.runner.env,
+        "BENCH_BASE": server.base_url,
+        "BENCH_KEY": API_KEY,
+        "BENCH_BODY": json.dumps({"model": "dall-e-2", "prompt": PROMPT}),
+        "BENCH_OUT": str(out_file),
+    }
+    run = ctx.runner.run(["bash", "-c", CURL_RECIPE], env=env)
+    run.check("curl + jq + curl")
+    if not out_file.exists() or out_file.stat().st_size == 0:
+        raise BenchError("curl + jq + curl wrote no file")
+    return run
+
+
+# ------------------------------------------------------------------------------------------------
+# Figures
+
+
+def fig_startup(ctx: Ctx) -> None:
+    """imgen --version / --help / generate --help against `python -c pass` on imgen's interpreter."""
+    reps = ctx.reps(25, 5)
+    cmds = {
+        "python -c pass": [ctx.python, "-c", "pass"],
+        "imgen --version": [ctx.imgen, "--version"],
+        "imgen --help": [ctx.imgen, "--help"],
+        "imgen generate --help": [ctx.imgen, "generate", "--help"],
+    }
+    series = {name: Series(name, "s") for name in cmds}
+    for argv in cmds.values():  # warm-up: bytecode caches, page cache
+        ctx.runner.run(argv).check(" ".join(argv[1:]) or argv[0])
+    for _ in range(reps):  # interleaved, so drift hits every command alike
+        for name, argv in cmds.items():
+            run = ctx.runner.run(argv)
+            run.check(name)
+            series[name].add(run.wall)
+    ctx.report.add_series("startup", *series.values())
+    base = series["python -c pass"]
+    v = series["imgen --version"]
+    over = v.median - base.median
+    ctx.report.row(
+        "startup", "imgen --version", fmt_series(v), f"python -c pass {fmt_series(base)}",
+        f"+{over * 1000:.1f} ms", "≤ +60 ms over python -c pass", over <= 0.060,
+    )
+    h = series["imgen --help"]
+    ctx.report.row(
+        "startup", "imgen --help", fmt_series(h), f"python -c pass {fmt_time(base.median)}",
+        f"+{(h.median - base.median) * 1000:.0f} ms", "—", None,
+    )
+    g = series["imgen generate --help"]
+    ctx.report.row(
+        "startup", "imgen generate --help", fmt_series(g), f"python -c pass {fmt_time(base.median)}",
+        f"+{(g.median - base.median) * 1000:.0f} ms", "< 250 ms", g.median < 0.250,
+    )
+
+
+def fig_oneshot(ctx: Ctx) -> None:
+    """One generate (request, download, verified write) vs curl+jq+curl vs the OpenAI SDK's CLI."""
+    reps = ctx.reps(10, 3)
+    missing = ctx.tools.missing("bash", "curl", "jq")
+    sdk, sdk_reason = openai_cli(ctx.tmp, ctx.runner.env, ctx.python, not ctx.args.no_install)
+    if not sdk:
+        log(f"imgen-bench: OpenAI CLI comparison unavailable: {sdk_reason}")
+    s_imgen = Series("imgen generate", "s")
+    s_curl = Series("curl + jq + curl", "s")
+    s_sdk = Series("openai api images.generate", "s")
+    with fake_server(ctx.tmp, latency=0.0) as server:
+        sdk_env = {**ctx.runner.env, "OPENAI_BASE_URL": server.base_url + "/v1", "OPENAI_API_KEY": API_KEY}
+        sdk_argv = [sdk or "openai", "api", "images.generate", "-m", "dall-e-2", "-p", PROMPT]
+
+        def once(record: bool) -> None:
+            out = ctx.fresh_dir("oneshot")
+            run = imgen_oneshot(ctx, server, out)
+            if len(images_in(out)) != 1:
+                raise BenchError(f"imgen wrote {len(images_in(out))} images, expected 1")
+            if record:
+                s_imgen.add(run.wall)
+            if not missing:
+                run = curl_recipe(ctx, server, out / "curl.png")
+                if record:
+                    s_curl.add(run.wall)
+            if sdk:
+                run = ctx.runner.run(sdk_argv, env=sdk_env)
+                run.check("openai api images.generate")
+                if '"url"' not in run.stdout:
+                    raise BenchError(f"the OpenAI CLI printed no image URL: {run.stdout[:200]!r}")
+                if record:
+                    s_sdk.add(run.wall)
+            shutil.rmtree(out, ignore_errors=True)
+
+        once(False)  # warm-up
+        for _ in range(reps):
+            once(True)
+    ctx.report.add_series("oneshot", s_imgen, s_curl, s_sdk)
+    curl_cell = na(f"tool missing: {', '.join(missing)}") if missing else fmt_series(s_curl)
+    ctx.report.row(
+        "oneshot", "one-shot vs curl+jq+curl", fmt_series(s_imgen), curl_cell,
+        "n/a" if missing else f"{s_imgen.median / s_curl.median:.2f}× curl's time", "—", None,
+    )
+    sdk_cell = fmt_series(s_sdk) if sdk else na(sdk_reason)
+    speedup = s_sdk.median / s_imgen.median if sdk else None
+    ctx.report.row(
+        "oneshot", "one-shot vs OpenAI CLI (no download)", fmt_series(s_imgen), sdk_cell,
+        f"{speedup:.2f}× faster" if speedup else "n/a", "≥ 3× faster", (speedup >= 3.0) if speedup else None,
+    )
+
+
+def batch_available(ctx: Ctx) -> tuple[bool, str]:
+    """--batch in `imgen generate --help` and a trial batch of two prompts that saves two images."""
+    help_run = ctx.runner.run([ctx.imgen, "generate", "--help"], env={**ctx.runner.env, "COLUMNS": "200"})
+    if "--batch" not in help_run.stdout:
+        return False, "no --batch in this imgen"
+    with fake_server(ctx.tmp, latency=0.0) as server:
+        jobs = ctx.tmp / "trial-batch.txt"
+        jobs.write_text("trial prompt one\ntrial prompt two\n")
+        out = ctx.fresh_dir("batch-trial")
+        run = ctx.runner.run(
+            [ctx.imgen, "generate", "--batch", str(jobs), "--concurrency", "2", "-m", "dall-e-2", "-q", "-o", str(out)],
+            env=ctx.imgen_env(server), timeout=120,
+        )
+        found = len(images_in(out))
+        shutil.rmtree(out, ignore_errors=True)
+    if run.rc != 0 or found != 2:
+        detail = " / ".join(line.strip() for line in run.stderr.strip().splitlines()[-2:])[:160]
+        log(f"imgen-bench: --batch trial failed (exit {run.rc}, {found} of 2 images): {detail}")
+        return False, f"--batch trial failed: exit {run.rc}"
+    return True, ""
+
+
+def fig_batch(ctx: Ctx) -> None:
+    """N prompts at 1 s server latency, 8 in flight: vs the ideal and vs xargs -P 8 + the curl recipe."""
+    quick = ctx.args.quick
+    sizes = [32, 64] if quick else [64, 256]
+    latency, conc = 1.0, 8
+    reps = ctx.reps(3, 1)
+    ok, reason = batch_available(ctx)
+    missing = ctx.tools.missing("bash", "curl", "jq", "xargs")
+    if not ok:
+        ctx.report.note("batch", f"imgen batch mode: {reason}")
+    with fake_server(ctx.tmp, latency=latency) as server:
+        for jobs in sizes:
+            ideal = jobs * latency / conc
+            s_imgen = Series(f"imgen --batch ({jobs} jobs)", "s")
+            s_xargs = Series(f"xargs -P {conc} curl recipe ({jobs} jobs)", "s")
+            prompts = ctx.tmp / f"batch-{jobs}.txt"
+            prompts.write_text("".join(f"batch prompt {i}\n" for i in range(1, jobs + 1)))
+            numbers = ctx.tmp / f"batch-{jobs}.numbers"
+            numbers.write_text("".join(f"{i}\n" for i in range(1, jobs + 1)))
+            for _ in range(reps):
+                if ok:
+                    out = ctx.fresh_dir("batch-imgen")
+                    run = ctx.runner.run(
+                        [ctx.imgen, "generate", "--batch", str(prompts), "--concurrency", str(conc), "-m", "dall-e-2", "-q", "-o", str(out)],
+                        env=ctx.imgen_env(server),
+                    )
+                    run.check("imgen --batch")
+                    if len(images_in(out)) != jobs:
+                        raise BenchError(f"imgen --batch saved {len(images_in(out))} of {jobs} images")
+                    s_imgen.add(run.wall)
+                    shutil.rmtree(out, ignore_errors=True)
+                if not missing:
+                    out = ctx.fresh_dir("batch-xargs")
+                    env = {**ctx.runner.env, "BENCH_BASE": server.base_url, "BENCH_KEY": API_KEY, "BENCH_OUT": str(out)}
+                    run = ctx.runner.run(["xargs", "-P", str(conc), "-n", "1", "bash", "-c", XARGS_JOB, "_"], env=env, stdin=numbers)
+                    run.check("xargs + curl recipe")
+                    if len(images_in(out)) != jobs:
+                        raise BenchError(f"xargs + curl saved {len(images_in(out))} of {jobs} images")
+                    s_xargs.add(run.wall)
+                    shutil.rmtree(out, ignore_errors=True)
+            ctx.report.add_series("batch", s_imgen, s_xargs)
+            label = f"batch {jobs} × {latency:g} s, -j {conc}"
+            if ok:
+                eff = ideal / s_imgen.median
+                ctx.report.row("batch", f"{label}: vs ideal", fmt_series(s_imgen), f"ideal {fmt_time(ideal)}",
+                               f"{eff:.1%} of ideal", "≥ 90% of ideal", eff >= 0.90)
+            else:
+                ctx.report.row("batch", f"{label}: vs ideal", na(reason), f"ideal {fmt_time(ideal)}", "n/a", "≥ 90% of ideal", None)
+            x_cell = na(f"tool missing: {', '.join(missing)}") if missing else fmt_series(s_xargs)
+            if ok and not missing:
+                r = s_imgen.median / s_xargs.median
+                ctx.report.row("batch", f"{label}: vs xargs -P {conc}", fmt_series(s_imgen), x_cell,
+                               f"{r:.3f}× xargs' time", "≤ xargs (±2% noise)", r <= 1.02)
+            else:
+                ctx.report.row("batch", f"{label}: vs xargs -P {conc}", fmt_series(s_imgen) if ok else na(reason), x_cell,
+                               "n/a", "≤ xargs (±2% noise)", None)
+
+
+def _sync_file_works(ctx: Ctx) -> bool:
+    """coreutils `sync FILE` (8.24+) fsyncs just that file: curl's equal of imgen's fsync before rename."""
+    probe = ctx.tmp / "sync-probe"
+    probe.write_bytes(b"x")
+    try:
+        return shutil.which("sync") is not None and ctx.runner.run(["sync", str(probe)]).rc == 0
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+@dataclass
+class DownloadSeries:
+    wall: Series
+    rate: Series
+    rss: Series
+    curl_wall: Series
+    curl_rate: Series
+    curl_rss: Series
+    curl_sync_rate: Series
+    tiny_wall: Series
+
+
+def _download_series(ctx: Ctx, size: int, reps: int, *, with_curl: bool, with_sync: bool = False) -> DownloadSeries:
+    """imgen generate of one `size`-byte image (wall, MiB/s, peak RSS); curl -o of a fresh signed URL
+    (and curl -o + sync FILE); imgen generate of a tiny image (its fixed cost: start-up, request)."""
+    mib = size / MiB
+    d = DownloadSeries(
+        Series(f"imgen generate, {mib:g} MiB image: wall", "s"),
+        Series(f"imgen generate, {mib:g} MiB image: throughput (size / whole wall)", "MiB/s"),
+        Series(f"imgen generate, {mib:g} MiB image: peak RSS", "MiB"),
+        Series(f"curl -o, {mib:g} MiB signed URL: wall", "s"),
+        Series(f"curl -o, {mib:g} MiB signed URL: throughput", "MiB/s"),
+        Series(f"curl -o, {mib:g} MiB: peak RSS", "MiB"),
+        Series(f"curl -o + sync FILE, {mib:g} MiB: throughput", "MiB/s"),
+        Series("imgen generate, tiny image: wall (fixed cost)", "s"),
+    )
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(fake_server(ctx.tmp, latency=0.0, image_bytes=size))
+        tiny = stack.enter_context(fake_server(ctx.tmp, latency=0.0)) if with_curl else None
+
+        def curl(record: bool, series: Series, script: str) -> Run:
+            payload, _ = post_generation(server, {"model": "dall-e-2", "prompt": PROMPT})
+            target = ctx.tmp / "curl-download.png"
+            env = {**ctx.runner.env, "BENCH_URL": payload["data"][0]["url"], "BENCH_OUT": str(target)}
+            run = ctx.runner.run(["bash", "-c", script], env=env, rss=True)
+            run.check("curl -o")
+            got = target.stat().st_size if target.exists() else 0
+            target.unlink(missing_ok=True)
+            if got != size:
+                raise BenchError(f"curl saved {got} bytes, expected {size}")
+            if record:
+                series.add(mib / run.wall)
+            return run
+
+        def once(record: bool) -> None:
+            out = ctx.fresh_dir("download")
+            run = imgen_oneshot(ctx, server, out, "--max-download", "1G", rss=True)
+            files = images_in(out)
+            if len(files) != 1 or files[0].stat().st_size != size:
+                raise BenchError(f"imgen saved {[f.stat().st_size for f in files]} bytes, expected one file of {size}")
+            shutil.rmtree(out, ignore_errors=True)
+            if record:
+                d.wall.add(run.wall)
+                d.rate.add(mib / run.wall)
+                d.rss.add(run.maxrss_kib / 1024)
+            if with_curl:
+                # exec: the measured process is curl itself, not a shell around it
+                run = curl(record, d.curl_rate, 'exec curl -s -o "$BENCH_OUT" "$BENCH_URL"')
+                if record:
+                    d.curl_wall.add(run.wall)
+                    d.curl_rss.add(run.maxrss_kib / 1024)
+                if with_sync:
+                    curl(record, d.curl_sync_rate, 'curl -s -o "$BENCH_OUT" "$BENCH_URL" && sync "$BENCH_OUT"')
+            if tiny is not None:
+                out = ctx.fresh_dir("download-tiny")
+                run = imgen_oneshot(ctx, tiny, out)
+                shutil.rmtree(out, ignore_errors=True)
+                if record:
+                    d.tiny_wall.add(run.wall)
+
+        once(False)  # warm-up: the server caches the padded image's hash per size
+        for _ in range(reps):
+            once(True)
+    if with_curl:
+        ctx.report.add_series("download", d.wall, d.rate, d.rss, d.curl_wall, d.curl_rate, d.curl_rss, d.curl_sync_rate, d.tiny_wall)
+    else:
+        ctx.report.add_series("memory", d.rss)
+    return d
+
+
+def fig_download(ctx: Ctx) -> None:
+    size = (64 if ctx.args.quick else 512) * MiB
+    mib = size // MiB
+    reps = ctx.reps(5, 2)
+    missing = ctx.tools.missing("bash", "curl")
+    with_sync = not missing and _sync_file_works(ctx)
+    d = _download_series(ctx, size, reps, with_curl=not missing, with_sync=with_sync)
+    label = f"download {mib} MiB"
+    imgen_cell = f"{fmt_series(d.rate)}; wall {fmt_time(d.wall.median)}"
+    if missing:
+        tool = na(f"tool missing: {', '.join(missing)}")
+        ctx.report.row("download", f"{label}: throughput", imgen_cell, tool, "n/a", "≥ 80% of curl", None)
+        ctx.report.row("download", f"{label}: peak RSS", fmt_series(d.rss), tool, "n/a", "< 64 MiB", d.rss.median < 64)
+        return
+    r = d.rate.median / d.curl_rate.median
+    ctx.report.row("download", f"{label}: throughput", imgen_cell, f"curl -o {fmt_series(d.curl_rate)}",
+                   f"{r:.0%} of curl", "≥ 80% of curl", r >= 0.80)
+    net = d.wall.median - d.tiny_wall.median
+    ctx.report.row("download", f"{label}: throughput net of fixed cost", f"{mib / net:.0f} MiB/s (wall − {fmt_time(d.tiny_wall.median)})",
+                   f"curl -o {d.curl_rate.median:.0f} MiB/s", f"{mib / net / d.curl_rate.median:.0%} of curl", "—", None)
+    if with_sync:
+        ctx.report.row("download", f"{label}: vs curl + fsync", imgen_cell, f"curl -o + sync FILE {fmt_series(d.curl_sync_rate)}",
+                       f"{d.rate.median / d.curl_sync_rate.median:.0%} of curl+sync", "—", None)
+    ctx.report.row("download", f"{label}: peak RSS", fmt_series(d.rss), f"curl {fmt_series(d.curl_rss)}",
+                   f"{d.rss.median / d.curl_rss.median:.1f}× curl", "< 64 MiB", d.rss.median < 64)
+
+
+def fig_base64(ctx: Ctx) -> None:
+    each = (4 if ctx.args.quick else 32) * MiB
+    n = 4
+    reps = ctx.reps(3, 2)
+    missing = ctx.tools.missing("curl")
+    body = {"model": "dall-e-2", "prompt": PROMPT, "n": n, "response_format": "b64_json"}
+    s_wall = Series(f"imgen -n {n} b64_json {each // MiB} MiB each: wall", "s")
+    s_rss = Series(f"imgen -n {n} b64_json {each // MiB} MiB each: peak RSS", "MiB")
+    s_curl = Series("curl POST, body → /dev/null: wall", "s")
+    s_flat = Series("imgen -n 1 b64_json tiny image: peak RSS", "MiB")
+    extra = ("-n", str(n), "--response-format", "b64_json", "--max-download", "1G")
+    with fake_server(ctx.tmp, latency=0.0, image_bytes=each) as server:
+        _, body_size = post_generation(server, body)  # also the warm-up of the server's caches
+        env = {
+            **ctx.runner.env,
+            "BENCH_BASE": server.base_url,
+            "BENCH_KEY": API_KEY,
+            "BENCH_BODY": json.dumps(body),
+        }
+        for _ in range(reps):
+            out = ctx.fresh_dir("b64")
+            run = imgen_oneshot(ctx, server, out, *extra, rss=True)
+            sizes = [p.stat().st_size for p in images_in(out)]
+            shutil.rmtree(out, ignore_errors=True)
+            if sizes != [each] * n:
+                raise BenchError(f"imgen saved {sizes}, expected {n} files of {each} bytes")
+            s_wall.add(run.wall)
+            s_rss.add(run.maxrss_kib / 1024)
+            if not missing:
+                run = ctx.runner.run(
+                    ["bash", "-c", CURL_POST_ONLY],
+                    env=env,
+                )
+                run.check("curl POST")
+                s_curl.add(run.wall)
+    with fake_server(ctx.tmp, latency=0.0) as server:  # the flat reference: same path, tiny image
+        for _ in range(reps):
+            out = ctx.fresh_dir("b64-tiny")
+            run = imgen_oneshot(ctx, server, out, "--response-format", "b64_json", rss=True)
+            shutil.rmtree(out, ignore_errors=True)
+            s_flat.add(run.maxrss_kib / 1024)
+    ctx.report.add_series("base64", s_wall, s_rss, s_curl, s_flat)
+    body_mib = body_size / MiB
+    label = f"base64 {n} × {each // MiB} MiB"
+    ctx.report.row("base64", f"{label}: peak RSS vs body", fmt_series(s_rss), f"body {body_mib:.1f} MiB",
+                   f"{s_rss.median / body_mib:.2f}× body", "≤ 2× body", s_rss.median <= 2 * body_mib)
+    growth = s_rss.median - s_flat.median
+    ctx.report.row("base64", f"{label}: stretch, flat", fmt_series(s_rss), f"tiny b64 image {fmt_series(s_flat)}",
+                   f"+{growth:.1f} MiB", "flat (≤ +8 MiB)", growth <= 8)
+    ctx.report.row("base64", f"{label}: wall", fmt_series(s_wall),
+                   na("tool missing: curl") if missing else f"curl POST → /dev/null {fmt_series(s_curl)}",
+                   f"{s_wall.median / s_curl.median:.2f}× curl's time" if not missing else "n/a", "—", None)
+
+
+def fig_memory(ctx: Ctx) -> None:
+    sizes_mib = [1, 16, 64] if ctx.args.quick else [1, 64, 512]
+    reps = ctx.reps(3, 2)
+    peaks: dict[int, Series] = {}
+    for mib in sizes_mib:
+        peaks[mib] = _download_series(ctx, mib * MiB, reps, with_curl=False).rss
+    base = peaks[sizes_mib[0]]
+    for mib in sizes_mib:
+        s = peaks[mib]
+        ctx.report.row("memory", f"peak RSS, {mib} MiB download", fmt_series(s), f"{sizes_mib[0]} MiB: {fmt_value(base, base.median)}",
+                       f"+{s.median - base.median:.1f} MiB", "< 64 MiB", s.median < 64)
+    top = peaks[sizes_mib[-1]]
+    growth = top.median - base.median
+    ctx.report.row("memory", f"growth {sizes_mib[0]} → {sizes_mib[-1]} MiB", f"+{growth:.1f} MiB",
+                   f"size +{sizes_mib[-1] - sizes_mib[0]} MiB", f"{growth / (sizes_mib[-1] - sizes_mib[0]):.2%} of size",
+                   "flat (≤ +8 MiB)", growth <= 8)
+
+
+FIGURE_FUNCS: dict[str, Callable[[Ctx], None]] = {
+    "startup": fig_startup,
+    "oneshot": fig_oneshot,
+    "batch": fig_batch,
+    "download": fig_download,
+    "base64": fig_base64,
+    "memory": fig_memory,
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# Output
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def met_text(met: bool | None) -> str:
+    return {True: "yes", False: "NO", None: "—"}[met]
+
+
+def print_report(report: Report, meta: dict[str, Any]) -> None:
+    print(f"\nimgen {meta['imgen_version']} · Python {meta['python']} · {meta['machine']} · "
+          f"{meta['cpus']} CPUs · {'quick' if meta['quick'] else 'full'} run · {meta['started']}")
+    print(f"peak RSS: {meta['rss_method']}")
+    print("values: median [min–max] over the repetitions; per-series detail below the table\n")
+    print(table(
+        ["figure", "imgen", "comparison", "ratio", "target", "met?"],
+        [[r.label, r.imgen, r.comparison, r.ratio, r.target, met_text(r.met)] for r in report.rows],
+    ))
+    print("\nseries (n, median, IQR, min, max):")
+    detail = []
+    for figure, series in report.series.items():
+        for s in series:
+            st = s.stats()
+            detail.append([figure, s.name, str(st["n"]), fmt_value(s, st["median"]),
+                           f"{fmt_value(s, st['q1'])} – {fmt_value(s, st['q3'])}", fmt_value(s, st["min"]), fmt_value(s, st["max"])])
+    if detail:
+        print(table(["figure", "series", "n", "median", "IQR", "min", "max"], detail))
+    for figure, notes in report.notes.items():
+        for text in notes:
+            print(f"note ({figure}): {text}")
+    print(f"\nfigure times, with the 1-min load average before → after ({meta['cpus']} CPUs; the run itself "
+          "accounts for about 1, more means other work competed with it):")
+    print("  " + ", ".join(f"{k} {v:.0f} s (load {report.load[k][0]:.1f} → {report.load[k][1]:.1f})" for k, v in report.seconds.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark imgen against the local test server and print a table.")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and smaller sizes (smoke run)")
+    parser.add_argument("--only", default=None, help=f"comma-separated figures to run: {','.join(FIGURES)}")
+    parser.add_argument("--json", dest="json_file", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--reps", type=int, default=None, help="override every figure's repetition count")
+    parser.add_argument("--tmpdir", default=None, help="where outputs are written (and deleted); default: the system temp dir")
+    parser.add_argument("--no-install", action="store_true", help=f"do not install {OPENAI_PIN} into {OPENAI_VENV.name}")
+    parser.add_argument("--rss-launcher", choices=("auto", "gnu-time", "python"), default="auto",
+                        help="how peak RSS is read: GNU time if installed (auto), or the built-in Python launcher")
+    args = parser.parse_args(argv)
+
+    chosen = list(FIGURES)
+    if args.only:
+        chosen = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in chosen if n not in FIGURES]
+        if unknown:
+            parser.error(f"--only: unknown figure(s) {', '.join(unknown)}; known: {', '.join(FIGURES)}")
+    if not FAKESERVER.exists():
+        sys.exit(f"the test server {FAKESERVER} is missing: run from an imgen checkout")
+    imgen, python = find_imgen()
+
+    started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="imgen-bench-", dir=args.tmpdir))
+    report = Report()
+    try:
+        runner = Runner(tmp, clean_env(tmp), args.rss_launcher)
+        if not runner.gnu_time and args.rss_launcher == "auto":
+            log("imgen-bench: GNU time (/usr/bin/time) not found; measuring peak RSS with a Python launcher "
+                "(apt-get install time for the lighter one)")
+        version_run = runner.run([imgen, "--version"])
+        version_run.check("imgen --version")
+        meta = {
+            "imgen": imgen,
+            "imgen_version": version_run.stdout.strip().removeprefix("imgen "),
+            "interpreter": python,
+            "python": platform.python_version(),
+            "machine": f"{platform.system()} {platform.machine()}",
+            "cpus": os.cpu_count(),
+            "quick": args.quick,
+            "started": dt.datetime.now().isoformat(timespec="seconds"),
+            "rss_method": runner.rss_method,
+            "figures": chosen,
+        }
+        ctx = Ctx(
+            args=args, tmp=tmp, runner=runner, tools=Tools(), imgen=imgen, python=python, report=report,
+            reps=lambda full, quick: args.reps or (quick if args.quick else full),
+        )
+        for name in chosen:
+            log(f"imgen-bench: {name} ...")
+            t0 = time.monotonic()
+            load0 = os.getloadavg()[0]
+            try:
+                FIGURE_FUNCS[name](ctx)
+            except (BenchError, RuntimeError, OSError) as exc:
+                log(f"imgen-bench: {name} failed: {exc}")
+                report.row(name, f"{name}: failed", na(str(exc)[:80]), "", "", "", False)
+            report.seconds[name] = time.monotonic() - t0
+            report.load[name] = (load0, os.getloadavg()[0])
+        meta["total_seconds"] = round(time.monotonic() - started, 1)
+        print_report(report, meta)
+        print(f"total: {meta['total_seconds']:.0f} s")
+        if args.json_file:
+            doc = {
+                "meta": meta,
+                "rows": [asdict(r) for r in report.rows],
+                "series": {f: [{"name": s.name, "unit": s.unit, "samples": s.samples, **s.stats()} for s in ss]
+                           for f, ss in report.series.items()},
+                "notes": report.notes,
+                "figure_seconds": report.seconds,
+                "figure_load": report.load,
+            }
+            Path(args.json_file).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+            log(f"imgen-bench: results written to {args.json_file}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if any(r.met is False and r.label.endswith("failed") for r in report.rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
