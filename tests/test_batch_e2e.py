@@ -184,7 +184,7 @@ def manifest_records_tolerant(directory: Path) -> list[dict]:
     return records
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_killed_batch_resumes_where_it_stopped(server, tmp_path, sig):
     server.latency = 0.5
     server.image_bytes = 2 * 1024 * 1024  # downloads take long enough to be caught in the middle
@@ -196,7 +196,7 @@ def test_killed_batch_resumes_where_it_stopped(server, tmp_path, sig):
         time.sleep(0.02)  # the second wave is in flight, the first wave saved
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=30)
-    if sig == signal.SIGINT:
+    if sig in (signal.SIGINT, signal.SIGTERM):
         assert proc.returncode == 130, stderr
         assert b"interrupted" in stderr and b"run the same command again" in stderr
         assert temp_files(out) == []

@@ -36,7 +36,7 @@ EXIT_CODE_HELP: dict[ExitCode, str] = {
     ExitCode.SERVER: "server error (5xx) after the retries",
     ExitCode.BAD_RESPONSE: "bad response or download: invalid JSON, not an image, cut download, write failure",
     ExitCode.PARTIAL: "partial success: some images were saved, others failed",
-    ExitCode.INTERRUPTED: "interrupted (Ctrl-C); nothing partial was left behind",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); nothing partial was left behind",
 }
 
 

@@ -39,5 +39,13 @@ app.add_typer(models.app, name="models")
 app.add_typer(config.app, name="config")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # A cancelled CI job gets SIGTERM: clean up exactly as for Ctrl-C (no temp file left behind).
+    raise KeyboardInterrupt
+
+
 def run() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     app(prog_name="imgen")
