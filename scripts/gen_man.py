@@ -163,8 +163,13 @@ def option_label(param: Any) -> str:
 
 
 def help_text(param: Any, ctx: Any) -> str:
+    # The help record adds defaults and ranges; Typer versions that build on an external click
+    # leave an argument's own help out of it.
     record = param.get_help_record(ctx)
-    text = (record[1] if record else "") or getattr(param, "help", None) or ""
+    text = record[1] if record else ""
+    own = getattr(param, "help", None) or ""
+    if own and own not in text:
+        text = f"{own} {text}"
     if getattr(param, "multiple", False) and "repeatable" not in text.lower():
         text += " May be repeated."
     return " ".join(text.split())

@@ -24,11 +24,11 @@ REFS_13 = REFS_15[:26]
 CASES: list[tuple[str, list[str], int, tuple[str, ...]]] = [
     # the command line itself
     ("unknown-flag", ["x", "--bogus"], 2, ("--bogus",)),
-    ("n-not-a-number", ["x", "-n", "abc"], 2, ("-n", "integer")),
-    ("timeout-not-a-number", ["x", "--timeout", "abc"], 2, ("--timeout", "number")),
+    ("n-not-a-number", ["x", "-n", "abc"], 2, ("-n", "not a valid int")),
+    ("timeout-not-a-number", ["x", "--timeout", "abc"], 2, ("--timeout", "not a valid float")),
     ("retries-above-10", ["x", "--retries", "11"], 2, ("--retries", "10")),
     ("retries-negative", ["x", "--retries", "-1"], 2, ("--retries", "0")),
-    ("seed-not-a-number", ["x", "--seed", "abc"], 2, ("--seed", "integer")),
+    ("seed-not-a-number", ["x", "--seed", "abc"], 2, ("--seed", "not a valid int")),
     ("concurrency-zero", ["x", "--concurrency", "0"], 2, ("--concurrency", "1")),
     ("two-prompts", ["x", "y"], 2, ("extra argument", "y")),
     # the prompt

@@ -325,3 +325,24 @@ def test_console_script_and_module_agree():
     module = subprocess.run([sys.executable, "-m", "imgen", "--version"], capture_output=True, text=True)
     script = subprocess.run([IMGEN, "--version"], capture_output=True, text=True)
     assert module.stdout == script.stdout
+
+
+def test_large_base64_images_stream_to_disk(imgen, server, outdir):
+    server.image_bytes = 5 * 1024 * 1024  # over the size read whole: decoded while it arrives
+    res = imgen("generate", "-m", "dall-e-2", "-n", "2", "--response-format", "b64_json", "x", "-o", str(outdir))
+    assert res.returncode == 0, res.stderr
+    served = {s["sha256"] for s in server.served}
+    assert len(res.lines) == 2
+    for line in res.lines:
+        assert Path(line).stat().st_size == 5 * 1024 * 1024
+        assert hashlib.sha256(Path(line).read_bytes()).hexdigest() in served
+    assert no_temp_files(outdir)
+
+
+def test_large_base64_with_one_invalid_image(imgen, server, outdir):
+    server.image_bytes = 5 * 1024 * 1024
+    server.fault("invalid_b64", index=0)
+    res = imgen("generate", "-m", "dall-e-2", "-n", "2", "--response-format", "b64_json", "x", "-o", str(outdir))
+    assert res.returncode == 10
+    assert "invalid base64" in res.stderr
+    assert len(images_in(outdir)) == 1 and no_temp_files(outdir)

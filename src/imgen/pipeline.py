@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import capabilities, names, providers
-from .errors import AuthError, BadResponse, ExitCode, ImgenError, RequestRejected, UsageError
+from .errors import AuthError, BadResponse, ExitCode, ImgenError, NetworkError, RequestRejected, UsageError
 from .request import GenerateRequest
 from .results import GenerationResponse, ImageResult
 from .save import DEFAULT_MAX_BYTES, ImageWriter, SavedImage, check_writable, iter_b64, write_all
@@ -245,22 +245,79 @@ def call_api(plan: Plan, hooks: Hooks, connections: Connections | None = None) -
     shared = connections or Connections()
     policy = shared.policy or http.RetryPolicy(retries=int(plan.settings["retries"]))
     opened = http.api_client(plan.base_url, key, float(plan.settings["timeout"])) if shared.api is None else None
-    with opened if opened is not None else contextlib.nullcontext(shared.api) as client:
-        response = http.send(
-            client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry, target="the API"
-        )
-        payload = _json(response)
-    parsed = provider.parse(payload)
+    spools: list[ImageWriter] = []
+    try:
+        with opened if opened is not None else contextlib.nullcontext(shared.api) as client:
+            response = http.send(
+                client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry,
+                target="the API", stream=True,
+            )
+            try:
+                body = _read_body(response, plan, spools)
+            finally:
+                response.close()
+        parsed = provider.parse(_json(body, response))
+        _attach_spools(parsed, spools)
+    except BaseException:
+        for writer in spools:
+            writer.abort()
+        raise
     parsed.request_id = parsed.request_id or response.headers.get("x-request-id")
     return parsed
 
 
-def _json(response: Any) -> Any:
+SMALL_BODY = 4 * 1024 * 1024
+
+
+def _read_body(response: Any, plan: Plan, spools: list[ImageWriter]) -> bytes:
+    """The body, with large base64 images already decoded into spooled writers (so memory stays
+    flat whatever the image size); small bodies are simply read."""
+    import httpx
+
+    from . import b64split
+
+    length = response.headers.get("content-length")
     try:
-        return json.loads(response.content)
+        if length is not None and length.isdigit() and int(length) <= SMALL_BODY:
+            return response.read()
+
+        def spool(index: int) -> ImageWriter:
+            writer = ImageWriter(plan.target.directory, max_bytes=plan.max_bytes, source=f"image {index + 1}")
+            spools.append(writer)
+            return writer
+
+        body, streams = b64split.split(response.iter_raw(), spool)
+    except httpx.HTTPError as exc:
+        raise NetworkError(
+            f"the connection dropped while reading the API's answer ({type(exc).__name__})",
+            "retry; the request may already have been billed",
+        ) from exc
+    for writer, stream_ in zip(spools, streams):
+        if stream_.error:
+            writer.spool_error = stream_.error
+    return body
+
+
+def _attach_spools(parsed: GenerationResponse, spools: list[ImageWriter]) -> None:
+    from .b64split import PLACEHOLDER
+
+    for item in parsed.items:
+        if item.b64_json and item.b64_json.startswith(PLACEHOLDER):
+            writer = spools[int(item.b64_json[len(PLACEHOLDER) :])]
+            item.b64_json = None
+            if writer.spool_error:
+                writer.abort()
+                item.error_code, item.error_message = writer.spool_error
+            else:
+                item.spooled = writer
+
+
+def _json(body: bytes, response: Any) -> Any:
+    try:
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         ctype = response.headers.get("content-type", "?")
-        snippet = response.content[:60].decode("utf-8", "replace")
+        snippet = body[:60].decode("utf-8", "replace")
         raise BadResponse(
             f"the API answered {response.status_code} with a body that is not JSON ({ctype}: {snippet!r})",
             "check the base URL points at an image API; retry later if it is a proxy error page",
@@ -269,7 +326,7 @@ def _json(response: Any) -> Any:
 
 def item_error(item: ImageResult) -> ImgenError:
     text = f"image {item.index + 1} failed: {item.error_message} (code {item.error_code})"
-    if item.error_code in ("no_image", "bad_item"):
+    if item.error_code in ("no_image", "bad_item", "invalid_base64", "too_large"):
         return BadResponse(text, "the API answered with an unusable item; retry", code=item.error_code)
     return RequestRejected(text, "change the prompt or options for this image and try again", code=item.error_code)
 
@@ -316,7 +373,10 @@ def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Ou
     def one(item: ImageResult) -> Saved | Failed:
         make_writer = lambda: ImageWriter(directory, max_bytes=plan.max_bytes, source=f"image {item.index + 1}", session=session)  # noqa: E731
         try:
-            if item.data is not None or item.b64_json:
+            if item.spooled is not None:
+                item.spooled.session = session
+                saved = item.spooled.commit(name_for(item), overwrite=plan.overwrite)
+            elif item.data is not None or item.b64_json:
                 with make_writer() as writer:
                     write_all(writer, [item.data] if item.data is not None else iter_b64(item.b64_json or ""))
                     saved = writer.commit(name_for(item), overwrite=plan.overwrite)
@@ -397,13 +457,14 @@ def run(plan: Plan, hooks: Hooks | None = None) -> Outcome:
     started = time.monotonic()
     if not plan.target.stdout and not plan.no_download:
         check_writable(plan.target.directory)  # before the API call: an unwritable -o costs nothing
-    from . import stream
+    if plan.request.stream:
+        from . import stream
 
-    if stream.wanted(plan):
-        # Images are saved as their events arrive, so the stream yields the Outcome itself.
-        outcome = stream.run(plan, hooks)
-        outcome.elapsed = time.monotonic() - started
-        return outcome
+        if stream.wanted(plan):
+            # Images are saved as their events arrive, so the stream yields the Outcome itself.
+            outcome = stream.run(plan, hooks)
+            outcome.elapsed = time.monotonic() - started
+            return outcome
     waiting = hooks.waiting(f"generating with {plan.request.model}") if hooks.waiting else None
     if waiting:
         with waiting:

@@ -14,6 +14,7 @@ class ImageResult:
     url: str | None = None
     b64_json: str | None = None
     data: bytes | None = None  # already-decoded bytes (the offline placeholder, streamed images)
+    spooled: Any = None  # a save.ImageWriter the base64 was decoded into as the body arrived
     error_code: str | None = None
     error_message: str | None = None
     revised_prompt: str | None = None

@@ -140,6 +140,7 @@ class ImageWriter:
         self.max_bytes = max_bytes
         self.source = source
         self.session = session
+        self.spool_error: tuple[str, str] | None = None  # set when base64 decoding into it failed
         self._fd = -1
         self.size = 0
         self.head = b""
