@@ -218,6 +218,7 @@ def test_killed_batch_resumes_where_it_stopped(server, tmp_path, sig):
     assert len({r["key"] for r in manifest_records_tolerant(out) if r.get("status") == "ok"}) == 20
     final = images(out)
     assert len(final) == 20  # no -2 copies of a job whose files were saved before the kill
+    assert temp_files(out) == []  # a SIGKILL's leftovers are swept by the next run
     assert all(sha256(p) in {s["sha256"] for s in server.served} for p in final)
     assert len(rerun.stdout.splitlines()) == 20 - len(recorded_before)
 

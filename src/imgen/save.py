@@ -11,6 +11,7 @@ import binascii
 import errno
 import hashlib
 import os
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable
@@ -22,6 +23,45 @@ from .errors import BadResponse, DownloadError, ImgenError, Interrupted
 
 B64_CHUNK = 4 * 1024 * 1024  # characters decoded at a time: a multiple of 4
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+
+# Temporary names carry host and pid, so a later run can tell the leftovers of a killed imgen
+# (SIGKILL leaves no chance to clean up) from the live files of another imgen, even one on
+# another machine writing to the same network directory.
+_HOST = hashlib.sha256(os.uname().nodename.encode()).hexdigest()[:6]
+_STALE = re.compile(rf"\.imgen-{_HOST}-(\d+)-[0-9a-f]+\.part")
+_swept: set[Path] = set()
+_sweep_lock = threading.Lock()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(directory: Path) -> None:
+    """Remove this host's temporary files whose imgen process is gone; once per directory."""
+    key = directory.absolute()
+    with _sweep_lock:
+        if key in _swept:
+            return
+        _swept.add(key)
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        match = _STALE.fullmatch(entry.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 class WriteError(ImgenError):
@@ -148,7 +188,8 @@ class ImageWriter:
         self._hash = hashlib.sha256()
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            self.tmp = directory / f".imgen-{secrets.token_hex(6)}.part"
+            sweep_stale(directory)
+            self.tmp = directory / f".imgen-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.part"
             self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except OSError as exc:
             raise _write_error(exc, directory) from exc
