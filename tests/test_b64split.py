@@ -97,3 +97,22 @@ def test_large_image_memory_is_not_held():
     body = json.dumps({"data": [{"b64_json": base64.b64encode(big).decode()}]}).encode()
     skeleton, streams = b64split.split(chunked(body, [65536]), lambda i: Sink())
     assert len(skeleton) < 100  # the remainder is tiny; the image went to the sink
+
+
+def test_compressed_answers_are_decoded_before_splitting(tmp_path):
+    import gzip
+    from types import SimpleNamespace
+
+    import httpx
+
+    from imgen import pipeline
+
+    image = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
+    body = json.dumps({"data": [{"b64_json": base64.b64encode(image).decode()}]}).encode()
+    response = httpx.Response(200, headers={"content-encoding": "gzip"}, stream=httpx.ByteStream(gzip.compress(body)))
+    plan = SimpleNamespace(target=SimpleNamespace(directory=tmp_path), max_bytes=1 << 20)
+    spools = []
+    skeleton = pipeline._read_body(response, plan, spools)
+    assert json.loads(skeleton)["data"][0]["b64_json"].startswith(b64split.PLACEHOLDER)
+    assert spools[0].size == len(image)
+    spools[0].abort()

@@ -346,3 +346,36 @@ def test_large_base64_with_one_invalid_image(imgen, server, outdir):
     assert res.returncode == 10
     assert "invalid base64" in res.stderr
     assert len(images_in(outdir)) == 1 and no_temp_files(outdir)
+
+
+def test_stdout_target_leaves_no_file_anywhere(imgen, server, tmp_path):
+    staging = tmp_path / "tmp"
+    staging.mkdir()
+    server.image_bytes = 5 * 1024 * 1024  # decoded while it arrives, into the staging directory
+    res = imgen("generate", "-m", "dall-e-2", "--response-format", "b64_json", "x", "-o", "-", env={"TMPDIR": str(staging)})
+    assert res.returncode == 0, res.stderr
+    assert len(res.stdout_bytes) == 5 * 1024 * 1024
+    assert [p.name for p in tmp_path.iterdir()] == ["tmp"] and list(staging.iterdir()) == []
+    server.fault("stream_json_error")
+    res = imgen("generate", "-m", "gpt-image-1", "--stream", "x", "-o", "-", env={"TMPDIR": str(staging)})
+    assert res.returncode == 5 and list(staging.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["x", "-o", "-", "--json"], ("-o -", "--json")),
+        (["-m", "doubao-seedream-5-0-260128", "--sequential", "x", "-o", "-"], ("-o -", "can return")),
+    ],
+)
+def test_stdout_target_holds_one_image_only(imgen, server, args, words):
+    res = imgen("generate", *args)
+    assert res.returncode == 2
+    assert all(w in res.stderr for w in words)
+    assert server.requests == []
+
+
+def test_stream_images_of_one_run_never_share_a_name(imgen, server, outdir):
+    res = imgen("generate", "-m", "gpt-image-1", "--stream", "-n", "2", "--name", "{slug}.{ext}", "--overwrite", "a cat", "-o", str(outdir))
+    assert res.returncode == 0, res.stderr
+    assert len(set(res.lines)) == 2 and len(images_in(outdir)) == 2

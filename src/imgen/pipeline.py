@@ -122,7 +122,7 @@ def prepare(
         names.render(template, prompt=prompt, index=1, ext="png", model=model)
     except names.TemplateError as exc:
         problems.append(f"--name: {exc}")
-    target = _target(output, settings, request.n, problems)
+    target = _target(output, settings, request.most_images(), problems)
     if no_download and target.stdout:
         problems.append("--no-download with -o -: nothing would be written to stdout; drop one of them")
     if problems:
@@ -157,7 +157,7 @@ def _profile_fields(settings: Settings) -> list[str]:
 def _target(output: str | None, settings: Settings, n: int, problems: list[str]) -> Target:
     if output == "-":
         if n != 1:
-            problems.append(f"-o -: raw bytes on stdout hold one image, but -n is {n}; use -n 1 or -o DIR")
+            problems.append(f"-o -: raw bytes on stdout hold one image, but this request can return {n}; use -n 1 (and --max-images 1) or -o DIR")
         if sys.stdout.isatty():
             problems.append("-o -: stdout is a terminal; redirect it to a file or a pipe (imgen ... -o - > out.png)")
         return Target(Path("."), stdout=True)
@@ -286,7 +286,7 @@ def _read_body(response: Any, plan: Plan, spools: list[ImageWriter]) -> bytes:
             spools.append(writer)
             return writer
 
-        body, streams = b64split.split(response.iter_raw(), spool)
+        body, streams = b64split.split(response.iter_bytes(), spool)
     except httpx.HTTPError as exc:
         raise NetworkError(
             f"the connection dropped while reading the API's answer ({type(exc).__name__})",
@@ -301,15 +301,28 @@ def _read_body(response: Any, plan: Plan, spools: list[ImageWriter]) -> bytes:
 def _attach_spools(parsed: GenerationResponse, spools: list[ImageWriter]) -> None:
     from .b64split import PLACEHOLDER
 
+    used: set[int] = set()
     for item in parsed.items:
-        if item.b64_json and item.b64_json.startswith(PLACEHOLDER):
-            writer = spools[int(item.b64_json[len(PLACEHOLDER) :])]
+        if item.b64_json and item.b64_json.startswith(PLACEHOLDER) and not item.failed:
+            number = int(item.b64_json[len(PLACEHOLDER) :])
+            writer = spools[number]
             item.b64_json = None
             if writer.spool_error:
-                writer.abort()
                 item.error_code, item.error_message = writer.spool_error
             else:
                 item.spooled = writer
+                used.add(number)
+    for number, writer in enumerate(spools):
+        if number not in used:  # failed, or a b64_json where no image item was: nothing to keep
+            writer.abort()
+
+
+def discard(response: GenerationResponse) -> None:
+    """Drop the temporary files of images that will not be saved (a cancelled batch job)."""
+    for item in response.items:
+        if item.spooled is not None:
+            item.spooled.abort()
+            item.spooled = None
 
 
 def _json(body: bytes, response: Any) -> Any:
@@ -331,15 +344,19 @@ def item_error(item: ImageResult) -> ImgenError:
     return RequestRejected(text, "change the prompt or options for this image and try again", code=item.error_code)
 
 
+def name_for(plan: Plan, index: int, now: dt.datetime) -> Callable[[str], str]:
+    """The final name of image `index` (0-based), given its extension: -o FILE, or the template.
+    One `now` per run, so {date} and {time} agree across its images."""
+    if plan.target.file_name:
+        return lambda ext: _file_name_with_ext(plan.target.file_name, ext)
+    return lambda ext: names.render(
+        plan.template, prompt=plan.request.prompt, index=index + 1, ext=ext, model=plan.request.model,
+        date=now.date(), now=now, seed=plan.request.fields.get("seed"),
+    )
+
+
 def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Outcome, connections: Connections | None = None) -> None:
     now = dt.datetime.now()
-
-    def name_for(item: ImageResult) -> Callable[[str], str]:
-        if plan.target.file_name:
-            return lambda ext: _file_name_with_ext(plan.target.file_name, ext)
-        return lambda ext: names.render(
-            plan.template, prompt=plan.request.prompt, index=item.index + 1, ext=ext, model=plan.request.model, date=now.date(), now=now, seed=plan.request.fields.get("seed")
-        )
 
     pending: list[ImageResult] = []
     for item in response.items:
@@ -352,11 +369,7 @@ def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Ou
     if not pending:
         return
 
-    directory = plan.target.directory
-    if plan.target.stdout:
-        import tempfile
-
-        directory = Path(tempfile.mkdtemp(prefix="imgen-"))
+    directory = plan.target.directory  # for -o -, the staging directory run() made
     downloads = None
     if any(i.url and not i.b64_json and i.data is None for i in pending):
         from . import http, urlpolicy
@@ -367,19 +380,19 @@ def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Ou
             urlpolicy.UrlPolicy.for_api(plan.base_url),
             http.RetryPolicy(retries=int(plan.settings["retries"])),
         )
-    deadline = time.monotonic() + float(plan.settings["timeout"])
     session = SaveSession()
 
     def one(item: ImageResult) -> Saved | Failed:
+        deadline = time.monotonic() + float(plan.settings["timeout"])  # each download its own --timeout
         make_writer = lambda: ImageWriter(directory, max_bytes=plan.max_bytes, source=f"image {item.index + 1}", session=session)  # noqa: E731
         try:
             if item.spooled is not None:
                 item.spooled.session = session
-                saved = item.spooled.commit(name_for(item), overwrite=plan.overwrite)
+                saved = item.spooled.commit(name_for(plan, item.index, now), overwrite=plan.overwrite)
             elif item.data is not None or item.b64_json:
                 with make_writer() as writer:
                     write_all(writer, [item.data] if item.data is not None else iter_b64(item.b64_json or ""))
-                    saved = writer.commit(name_for(item), overwrite=plan.overwrite)
+                    saved = writer.commit(name_for(plan, item.index, now), overwrite=plan.overwrite)
             else:
                 from . import download
 
@@ -390,7 +403,7 @@ def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Ou
                         client,
                         item.url,
                         make_writer,
-                        name_for(item),
+                        name_for(plan, item.index, now),
                         policy=policy,
                         url_policy=url_policy,
                         deadline=deadline,
@@ -416,10 +429,7 @@ def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Ou
                     session.cancel()  # Ctrl-C reaches only this thread; the workers stop at their next chunk
                     raise
     except BaseException:
-        if plan.target.stdout:
-            import shutil
-
-            shutil.rmtree(directory, ignore_errors=True)
+        discard(response)
         raise
     finally:
         if downloads and downloads[0] is not shared_client:
@@ -429,7 +439,7 @@ def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Ou
     outcome.saved.sort(key=lambda s: s.item.index)
     outcome.failed.sort(key=lambda f: f.item.index)
     if plan.target.stdout:
-        _to_stdout(outcome, directory)
+        _to_stdout(outcome)
 
 
 def _file_name_with_ext(file_name: str, ext: str) -> str:
@@ -439,17 +449,31 @@ def _file_name_with_ext(file_name: str, ext: str) -> str:
     return path.stem + "." + ext
 
 
-def _to_stdout(outcome: Outcome, directory: Path) -> None:
+def _to_stdout(outcome: Outcome) -> None:
     import shutil
 
+    for saved in outcome.saved:
+        with open(saved.image.path, "rb") as fh:
+            shutil.copyfileobj(fh, sys.stdout.buffer, 1024 * 1024)
+        sys.stdout.buffer.flush()
+        saved.image.path = None
+
+
+@contextlib.contextmanager
+def _staging(plan: Plan):  # noqa: ANN202 - a context manager
+    """For -o -: images are verified in a private temporary directory, then copied to stdout;
+    the directory goes whatever happens."""
+    if not plan.target.stdout:
+        yield
+        return
+    import shutil
+    import tempfile
+
+    plan.target.directory = Path(tempfile.mkdtemp(prefix="imgen-"))
     try:
-        for saved in outcome.saved:
-            with open(saved.image.path, "rb") as fh:
-                shutil.copyfileobj(fh, sys.stdout.buffer, 1024 * 1024)
-            sys.stdout.buffer.flush()
-            saved.image.path = None
+        yield
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(plan.target.directory, ignore_errors=True)
 
 
 def run(plan: Plan, hooks: Hooks | None = None) -> Outcome:
@@ -457,22 +481,20 @@ def run(plan: Plan, hooks: Hooks | None = None) -> Outcome:
     started = time.monotonic()
     if not plan.target.stdout and not plan.no_download:
         check_writable(plan.target.directory)  # before the API call: an unwritable -o costs nothing
-    if plan.request.stream:
-        from . import stream
+    with _staging(plan):
+        if plan.request.stream:
+            from . import stream
 
-        if stream.wanted(plan):
-            # Images are saved as their events arrive, so the stream yields the Outcome itself.
-            outcome = stream.run(plan, hooks)
-            outcome.elapsed = time.monotonic() - started
-            return outcome
-    waiting = hooks.waiting(f"generating with {plan.request.model}") if hooks.waiting else None
-    if waiting:
+            if stream.wanted(plan):
+                # Images are saved as their events arrive, so the stream yields the Outcome itself.
+                outcome = stream.run(plan, hooks)
+                outcome.elapsed = time.monotonic() - started
+                return outcome
+        waiting = hooks.waiting(f"generating with {plan.request.model}") if hooks.waiting else contextlib.nullcontext()
         with waiting:
             response = call_api(plan, hooks)
-    else:
-        response = call_api(plan, hooks)
-    outcome = Outcome(plan=plan, response=response)
-    save_all(plan, response, hooks, outcome)
+        outcome = Outcome(plan=plan, response=response)
+        save_all(plan, response, hooks, outcome)
     outcome.elapsed = time.monotonic() - started
     return outcome
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+SEQUENTIAL_TOTAL = 15  # Seedream: reference images + generated images, at most
+
 # API body field -> the command-line flag that sets it, so every message can name the flag.
 FLAG_FOR_FIELD: dict[str, str] = {
     "n": "-n",
@@ -53,6 +55,19 @@ class GenerateRequest:
     @property
     def stream(self) -> bool:
         return bool(self.fields.get("stream") or self.params.get("stream"))
+
+    def most_images(self) -> int:
+        """How many images the answer can hold: n, or a Seedream sequence's max_images (which,
+        when not given, is whatever room the 15-image total leaves after the references)."""
+        body = {**self.fields, **self.params}
+        if body.get("sequential_image_generation") != "auto":
+            return self.n
+        options = body.get("sequential_image_generation_options")
+        wanted = options.get("max_images") if isinstance(options, dict) else None
+        if isinstance(wanted, int) and wanted > 0:
+            return wanted
+        refs = body.get("image") or []
+        return max(1, SEQUENTIAL_TOTAL - (len(refs) if isinstance(refs, list) else 1))
 
     def body(self) -> dict[str, Any]:
         """The JSON body for OpenAI-shaped APIs: model, prompt, the set fields, then params."""

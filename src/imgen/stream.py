@@ -40,6 +40,7 @@ from .errors import (
 )
 from .results import GenerationResponse, ImageResult
 from .save import ImageWriter, SavedImage, iter_b64, write_all
+from .save import Session as SaveSession
 from .sse import Event, SSEDecoder
 
 PARTIAL = "image_generation.partial_image"
@@ -195,12 +196,8 @@ class StreamReader:
         self.meta: dict[str, Any] = {}
         self.events = 0
         self.request_id: str | None = None
-        self.directory = plan.target.directory
-        self._tmpdir: Path | None = None
-        if plan.target.stdout:
-            import tempfile
-
-            self._tmpdir = self.directory = Path(tempfile.mkdtemp(prefix="imgen-"))
+        self.directory = plan.target.directory  # for -o -, the staging directory pipeline.run made
+        self.session = SaveSession()  # one run's names: two images never share one, --overwrite or not
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -238,16 +235,11 @@ class StreamReader:
                 exc,
                 hint="raise --timeout, or retry" if timeout else None,
             )
-        except BaseException:
-            self._cleanup()
-            raise
         if self.events == 0 and not self.items and not broke:
             # Nothing recognisable came: say what did, rather than call it a cut stream.
             if not head.strip():
-                self._cleanup()
                 raise BadResponse("the API answered the stream request with an empty body", "retry; if it persists, try without --stream")
             if stopped is None or "event-stream" not in content_type.lower():
-                self._cleanup()
                 raise BadResponse(
                     f"the API's answer to the stream request holds no events ({content_type}: {_snippet(head)!r})",
                     "check the base URL points at an image API that streams; retry without --stream",
@@ -373,24 +365,20 @@ class StreamReader:
             self.on_update(update)
 
     def _write(self, b64: str, name_for: Callable[[str], str], source: str) -> SavedImage:
-        with ImageWriter(self.directory, max_bytes=self.plan.max_bytes, source=source) as writer:
+        with ImageWriter(self.directory, max_bytes=self.plan.max_bytes, source=source, session=self.session) as writer:
             write_all(writer, iter_b64(b64))
             return writer.commit(name_for, overwrite=self.plan.overwrite)
 
     def _template_name(self, index: int) -> Callable[[str], str]:
-        plan = self.plan
-        if plan.target.file_name:
-            from .pipeline import _file_name_with_ext
+        from .pipeline import name_for
 
-            return lambda ext: _file_name_with_ext(plan.target.file_name, ext)
-        return lambda ext: names.render(
-            plan.template, prompt=plan.request.prompt, index=index + 1, ext=ext, model=plan.request.model,
-            date=self.now.date(), now=self.now, seed=plan.request.fields.get("seed"),
-        )
+        return name_for(self.plan, index, self.now)
 
     def _stem(self, index: int, ext: str) -> str:
         if index not in self.stems:
-            name = names.unique_path(self.directory, self._template_name(index)(ext), overwrite=self.plan.overwrite).name
+            with self.session.lock:
+                taken = {p.name for p in self.session.claimed} | {f"{stem}.{ext}" for stem in self.stems.values()}
+            name = names.unique_path(self.directory, self._template_name(index)(ext), taken=taken, overwrite=self.plan.overwrite).name
             self.stems[index] = name[: -len(ext) - 1] if name.lower().endswith("." + ext) else name
         return self.stems[index]
 
@@ -427,9 +415,8 @@ class StreamReader:
         )
         outcome = Outcome(plan=self.plan, response=response, saved=self.saved, failed=self.failed)
         outcome.failed.sort(key=lambda f: f.item.index)
-        if self._tmpdir is not None:
-            _to_stdout(outcome, self._tmpdir)
-            self._tmpdir = None
+        if self.plan.target.stdout:
+            _to_stdout(outcome)
         return outcome
 
     def _missing_error(self, stopped: ImgenError, index: int, arrived: int) -> ImgenError:
@@ -455,7 +442,6 @@ class StreamReader:
         from . import providers
         from .http import api_error_fields
 
-        self._cleanup()
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -470,12 +456,6 @@ class StreamReader:
         parsed.request_id = parsed.request_id or request_id
         return parsed
 
-    def _cleanup(self) -> None:
-        if self._tmpdir is not None:
-            import shutil
-
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
 
 
 # --- small helpers ----------------------------------------------------------------------------

@@ -202,6 +202,8 @@ def generate(
             max_total_images=max_total_images,
             max_cost=max_cost,
         )
+        if output == "-" and json_out and not dry_run:
+            raise UsageError("-o - with --json: stdout would hold both the image bytes and the JSON", "drop one of them")
         text = read_prompt(prompt, prompt_file) if batch is None else ""
         flags = {
             "profile": profile,
