@@ -101,7 +101,7 @@ CASES: list[tuple[str, list[str], int, tuple[str, ...]]] = [
     ("base-url-no-scheme", ["x", "--base-url", "notaurl"], 2, ("--base-url 'notaurl'", "https://host")),
     ("base-url-bad-port", ["x", "--base-url", "https://example.com:99999"], 2, ("--base-url", "invalid port")),
     # output
-    ("stdout-with-n-2", ["x", "-m", "dall-e-2", "-n", "2", "-o", "-"], 2, ("-o -", "-n is 2", "-n 1")),
+    ("stdout-with-n-2", ["x", "-m", "dall-e-2", "-n", "2", "-o", "-"], 2, ("-o -", "can return 2", "-n 1")),
     ("output-is-a-file", ["x", "-o", "{tmp}/prompt.txt"], 2, ("-o", "not a directory", ".png/.jpg/.webp")),
     ("output-file-with-n-2", ["x", "-m", "dall-e-2", "-n", "2", "-o", "{tmp}/one.png"], 2, ("a single file holds one image", "-o DIR")),
     ("no-download-to-stdout", ["x", "--no-download", "-o", "-"], 2, ("--no-download with -o -", "drop one")),

@@ -87,6 +87,25 @@ def test_usage_errors(imgen, server, tmp_path):
     assert server.requests == []
 
 
+def test_unwritable_output_fails_before_any_request(imgen, server, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    batch = write_prompts(tmp_path / "p.txt", 3)
+    res = imgen("generate", "--batch", str(batch), "-o", str(blocker / "images"))
+    assert res.returncode == 9, res.stderr
+    assert "not a directory" in res.stderr and "hint:" in res.stderr and "Traceback" not in res.stderr
+    assert server.requests == []
+    # A job's own directory is checked too, not only the batch's.
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "taken").write_text("x")
+    jsonl = write_jsonl(tmp_path / "j.jsonl", [{"prompt": "fine"}, {"prompt": "blocked", "output": "taken/sub"}])
+    res = imgen("generate", "--batch", str(jsonl), "-o", str(out))
+    assert res.returncode == 9, res.stderr
+    assert server.requests == []
+    assert blocker.read_text() == "x" and (out / "taken").read_text() == "x"
+
+
 # --- concurrency and the shared rate-limit state ----------------------------------------
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imgen import batch, jobs, manifest
+from imgen import batch, jobs, manifest, save
 from imgen.errors import ExitCode, RequestRejected, UsageError
 
 # --- parsing --------------------------------------------------------------------------------
@@ -271,3 +271,46 @@ def test_command_line_options_are_defaults_and_null_clears_them(tmp_path):
     planned, problems, _ = plan(text, tmp_path, fields={"size": "16x16"})
     assert problems == []
     assert [j.plan.request.fields.get("size") for j in planned] == ["16x16", "32x32", None]
+
+
+def test_cancel_after_the_api_call_drops_spooled_images(tmp_path, monkeypatch):
+    # Ctrl-C while the API worked: the job saves nothing, so what its response spooled must go.
+    aborted = []
+    spool = SimpleNamespace(abort=lambda: aborted.append(True))
+    response = SimpleNamespace(items=[SimpleNamespace(spooled=spool)])
+    runner = batch.Runner.__new__(batch.Runner)
+    runner.cancelled, runner.state, runner.saving = threading.Event(), threading.Condition(), 0
+    runner.root, runner.connections = tmp_path, None
+    runner.report = SimpleNamespace(detail=lambda text: None)
+
+    def call_api(plan, hooks, connections):
+        runner.cancelled.set()
+        return response
+
+    monkeypatch.setattr(batch.pipeline, "call_api", call_api)
+    assert runner._one(SimpleNamespace(plan=None, line=1)) is None
+    assert aborted == [True] and response.items[0].spooled is None
+
+
+def test_sidecar_write_failure_is_a_write_error(tmp_path):
+    # An OSError escaping here would end the batch as an internal error (exit 1).
+    (tmp_path / "fox.png").write_bytes(b"x")
+    (tmp_path / "fox.png.json").mkdir()  # refuses the replace, whoever runs the test
+    record = {"key": "k", "prompt": "a fox", "images": [{"path": "fox.png", "sha256": "0" * 64}]}
+    with pytest.raises(save.WriteError, match="fox.png.json"):
+        manifest.write_sidecars(record, tmp_path)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".imgen-")] == []
+
+
+def test_lines_sharing_a_reference_file_share_one_data_uri(tmp_path):
+    from fakeserver import make_image
+
+    (tmp_path / "ref.png").write_bytes(make_image("ref").to_bytes())
+    (tmp_path / "sub").mkdir()
+    lines = [{"prompt": f"p{i}", "image": "ref.png"} for i in range(3)] + [{"prompt": "p3", "image": str(tmp_path / "sub" / ".." / "ref.png")}]
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    planned, problems, _ = plan(text, tmp_path, flags={"model": "doubao-seedream-5-0-260128"})
+    assert problems == []
+    uris = [job.plan.request.fields["image"][0] for job in planned]
+    assert uris[0].startswith("data:image/png;base64,")
+    assert all(uri is uris[0] for uri in uris)  # one string in memory, not one per line

@@ -177,6 +177,8 @@ def test_set_types_values_per_key(imgen, cfg):
         (["params", "{}"], "params.KEY"),
         (["api_key", CANARY], "config key set"),
         (["api_key_env", CANARY], "NAME of an environment variable"),
+        (["-P", "offline", "name", "{foo}/{ext}"], "not a valid name template"),
+        (["name", "{prompt}.{ext}"], "{prompt} is not a field"),
     ],
 )
 def test_set_refuses_bad_input_as_a_usage_error_and_writes_nothing(imgen, cfg, args, words):
@@ -201,6 +203,15 @@ def test_set_keeps_unrelated_content(imgen, cfg):
     expected = tomllib.loads(original)
     expected["profiles"]["cometapi"]["quality"] = "hd"
     assert tomllib.loads(cfg.config.read_text()) == expected
+
+
+def test_a_bad_name_template_in_the_file_is_a_config_error(imgen, cfg):
+    # Written by hand (config set refuses it): it must not pass for a --name the user never gave.
+    write(cfg.config, '[profiles.offline]\nname = "{foo}.{ext}"\n')
+    result = imgen("generate", "-P", "offline", "a fox", "--dry-run")
+    assert result.exit_code == 3, result.stderr
+    assert str(cfg.config) in result.stderr and "profiles.offline.name" in result.stderr
+    assert "{foo} is not a field" in result.stderr and "--name" not in result.stderr.split("hint:")[0]
 
 
 def test_malformed_file_is_exit_3_names_line_and_column_and_is_never_rewritten(imgen, cfg):

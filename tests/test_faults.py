@@ -19,10 +19,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import API_KEY, IMGEN
 
-from imgen import save
+from imgen import http, save
+from imgen.errors import NetworkError
 
 RETRIES = ("--retries", "1")
 
@@ -407,3 +409,23 @@ def test_stdout_target_leaves_no_temporary_directory(run, server, tmp_path):
     res = run("a lighthouse", "-m", "dall-e-3", "-o", "-", env={"TMPDIR": str(scratch)})
     assert res.returncode == 0 and res.stdout_bytes.startswith(b"\x89PNG")
     assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("failure", [httpx.ReadError("reset"), httpx.ReadTimeout("slow")])
+def test_error_body_cut_short_is_a_network_error(failure):
+    # A 429/5xx whose body stops mid-read must map like any dropped connection, and close.
+    closed = []
+
+    class Broken(httpx.SyncByteStream):
+        def __iter__(self):
+            raise failure
+            yield b""  # pragma: no cover
+
+        def close(self):
+            closed.append(True)
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(503, stream=Broken()))
+    with httpx.Client(transport=transport, base_url="http://127.0.0.1:9") as client, pytest.raises(NetworkError) as info:
+        http.send(client, "POST", "/v1/images/generations", json_body={}, stream=True, policy=http.RetryPolicy(retries=0))
+    assert "the API" in info.value.message
+    assert closed

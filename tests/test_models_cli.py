@@ -63,6 +63,21 @@ def test_list_lines_are_not_wrapped(imgen):
     assert len(result.stdout.splitlines()) == 2 + len(capabilities.all_specs())
 
 
+def test_piped_listing_is_plain_data_whatever_forces_colour(imgen, fake, monkeypatch):
+    # stdout is not a terminal here: no escape codes, no padding to a console width, a line a model.
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    image_ids = {e["id"] for e in fake.catalog if e["model_type"] == "image"}
+    for args, count in ((), len(capabilities.all_specs())), (("--remote", "--base-url", fake.base_url), len(image_ids)):
+        result = imgen(*args)
+        assert result.exit_code == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert "\x1b" not in result.stdout
+        assert len(lines) == 2 + count
+        assert all(line == line.rstrip() for line in lines)
+        assert lines[0].split()[:2] == ["model", "api" if not args else "provider"]
+
+
 @pytest.mark.parametrize("args", [("--json",), ("list", "--json"), ("--json", "list")])
 def test_list_json(imgen, args):
     result = imgen(*args)
@@ -221,3 +236,9 @@ def test_bad_base_url_is_refused_before_any_request(imgen):
     result = imgen("--remote", "--base-url", "ftp://example")
     assert result.exit_code != 0 and result.stdout == ""
     assert result.stderr.startswith("imgen: error: ")
+
+
+def test_catalog_text_cannot_split_a_row_or_reach_the_terminal():
+    from imgen.cli.models import _plain
+
+    assert _plain("flux\n  pro\x1b[31m\tx") == "flux pro [31m x"

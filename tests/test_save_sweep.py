@@ -25,3 +25,27 @@ def test_sweep_removes_only_dead_local_leftovers(tmp_path):
     finally:
         live.kill()
         live.wait()
+
+
+def test_import_needs_no_uname():
+    # Windows has no os.uname: the host hash must come from something every platform has.
+    code = (
+        "import hashlib, os, socket; del os.uname\n"
+        "from imgen import save\n"
+        "assert save._HOST == hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_no_sweep_on_windows(tmp_path, monkeypatch):
+    # os.kill(pid, 0) terminates the process on Windows instead of probing it.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".imgen-{save._HOST}-{dead.pid}-00aa11bb.part"
+    stale.write_bytes(b"x")
+    killed = []
+    monkeypatch.setattr(save.os, "kill", lambda pid, sig: killed.append(pid))
+    with monkeypatch.context() as m:
+        m.setattr(save.os, "name", "nt")
+        save.sweep_stale(tmp_path)
+    assert killed == [] and stale.exists()

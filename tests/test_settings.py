@@ -231,6 +231,7 @@ def test_invalid_utf8_is_a_config_error(cfg):
         ("output_compression = 101", "between 0 and 100"),
         ("watermark = 1", "true or false"),
         ("params = 3", "params must be a table"),
+        ('name = "{foo}/{ext}"', "not a valid name template"),
     ],
 )
 def test_a_bad_value_in_the_file_names_file_profile_and_key(cfg, line, words):
@@ -300,6 +301,8 @@ def test_parse_value_types_and_normalises(key, raw, value):
         ("quality", "ultra"),
         ("size", "big"),
         ("name", "{date"),
+        ("name", "{foo}.{ext}"),
+        ("name", "a/{index}.{ext}"),
         ("params", "{}"),
     ],
 )

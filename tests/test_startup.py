@@ -80,3 +80,19 @@ def test_version_does_not_even_import_typer():
     found, stdout = imports("--version")
     assert stdout.startswith("imgen ")
     assert not {name for _, name in found} & {"typer", "rich", "click"}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["config", "--help"]])
+def test_help_does_not_load_the_settings_table(args):
+    found, stdout = imports(*args)
+    assert "Usage" in stdout
+    loaded = {name for _, name in found} & {"imgen.settings", "imgen.config_edit"}
+    assert not loaded, f"{' '.join(args)} imported {sorted(loaded)}: {importers(found, min(loaded))}"
+
+
+def test_config_set_help_still_lists_every_setting():
+    from imgen.settings import SETTING_KEYS
+
+    _, stdout = imports("config", "set", "--help", COLUMNS="200")
+    assert "Settings:" in stdout
+    assert all(f"{name}:" in stdout for name in SETTING_KEYS)

@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import http, jobs, manifest, pipeline
+from . import http, jobs, manifest, pipeline, save
 from .errors import ExitCode, ImgenError, UsageError
 from .jobs import Job, file_names
 from .report import Messages, progress_allowed
-from .save import WriteError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 INTERRUPT_GRACE = 30.0  # seconds Ctrl-C waits for jobs already writing files
@@ -372,7 +371,10 @@ class Runner:
             return result
         with self.state:
             if self.cancelled.is_set():
-                return None  # interrupted while the API worked: nothing was written
+                # Interrupted while the API worked: nothing is saved, and the images the response
+                # spooled to temporary files while it was read go with it.
+                pipeline.discard(response)
+                return None
             self.saving += 1
         try:
             outcome = pipeline.Outcome(plan=job.plan, response=response)
@@ -397,9 +399,6 @@ class Runner:
             self.manifest.append(record)
         except ImgenError as exc:
             result.status, result.error = "failed", result.error or exc
-        except OSError as exc:
-            problem = WriteError(f"cannot write a sidecar next to {result.files[0].parent}: {exc.strerror or exc}", "check the output directory")
-            result.status, result.error = "failed", result.error or problem
         self.report.finished(result)
 
 
@@ -546,6 +545,11 @@ def run(options: BatchOptions, messages: Messages) -> int:
     if options.dry_run:
         _dry_run(selection, options, messages)
         return int(ExitCode.OK)
+    if selection.run:
+        # Jobs call the API before they save: an unwritable directory must fail the batch first,
+        # or every job is paid for and then lost.
+        for directory in dict.fromkeys([root, *(job.directory for job in selection.run)]):
+            save.check_writable(directory)
 
     report = Report(messages, json_out=options.json_out, total=len(selection.run), started=started)
     interrupted = False

@@ -15,8 +15,10 @@ from .catalog import Catalog, CatalogEntry, Pricing
 
 
 def price_for(model_id: str, entries: Catalog | Iterable[CatalogEntry]) -> Pricing | None:
-    items = entries.entries if isinstance(entries, Catalog) else entries
-    return next((e.pricing for e in items if e.id == model_id), None)
+    if isinstance(entries, Catalog):
+        entry = entries.get(model_id)
+        return entry.pricing if entry else None
+    return next((e.pricing for e in entries if e.id == model_id), None)
 
 
 def _usd(pricing: Pricing) -> bool:

@@ -64,6 +64,14 @@ def download_client(timeout: float) -> httpx.Client:
     if pool is not None and hasattr(pool, "_network_backend"):
         # httpx does not expose the backend; without it the per-hop URL check still applies.
         pool._network_backend = urlpolicy.guarded_backend(pool._network_backend)
+    # httpx reads the proxy variables only when it builds the transport itself, so the proxy
+    # routes are mounted here: behind a mandatory proxy the (paid) API call would otherwise
+    # succeed and every download fail. The proxied transports go unguarded, as the address they
+    # connect to is the proxy's, often a private one; download.fetch still checks every URL.
+    mounts = {
+        pattern: None if proxy is None else httpx.HTTPTransport(proxy=proxy, verify=_tls())
+        for pattern, proxy in environment_proxies().items()
+    }
     return httpx.Client(
         # identity: Content-Length must describe the bytes we count, and no decompression bombs.
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
@@ -71,7 +79,42 @@ def download_client(timeout: float) -> httpx.Client:
         follow_redirects=False,
         trust_env=True,
         transport=transport,
+        mounts=mounts,
     )
+
+
+def environment_proxies() -> dict[str, str | None]:
+    """httpx mount patterns for the proxy variables, read as httpx reads them for the API client
+    (a None route means "no proxy": NO_PROXY's hosts)."""
+    import ipaddress
+    import urllib.request
+
+    found = urllib.request.getproxies()
+    routes: dict[str, str | None] = {}
+    for scheme in ("http", "https", "all"):
+        if found.get(scheme):
+            proxy = found[scheme]
+            routes[f"{scheme}://"] = proxy if "://" in proxy else f"http://{proxy}"
+    for host in (h.strip() for h in found.get("no", "").split(",")):
+        if host == "*":
+            return {}
+        if not host:
+            continue
+        if "://" in host:
+            routes[host] = None
+            continue
+        try:
+            ip = ipaddress.ip_address(host.split("/")[0])  # a network (10.0.0.0/8) is kept whole
+        except ValueError:
+            ip = None
+        if ip is not None:
+            routes[f"all://[{host}]" if ip.version == 6 else f"all://{host}"] = None
+        elif host.lower() == "localhost":
+            routes[f"all://{host}"] = None
+        else:
+            # curl's rule: "example.com" covers it and its subdomains, ".example.com" only the latter.
+            routes[f"all://*{host}"] = None
+    return routes
 
 
 def parse_retry_after(headers: httpx.Headers | dict) -> float | None:
@@ -270,7 +313,11 @@ def send(
             if response.status_code < 300:
                 return response
             if stream:
-                response.read()
+                try:
+                    response.read()
+                except httpx.HTTPError as exc:
+                    response.close()
+                    raise network_error(exc, target) from exc
             response.close()
             if not should_retry(response) or attempt >= policy.retries:
                 raise error_for_status(response, what=target)

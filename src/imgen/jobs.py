@@ -50,7 +50,6 @@ OTHER_KEYS: dict[str, str] = {
 }
 ALLOWED_KEYS: tuple[str, ...] = (*OTHER_KEYS, *FIELD_KEYS)
 NAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")  # dropped from a `name`: the bytes decide
-SEQUENTIAL_TOTAL = 15  # Seedream: references + generated images
 
 
 @dataclass
@@ -254,7 +253,10 @@ def plan_all(specs: list[JobLine], defaults: Defaults, root: Path, base_dir: Pat
     sent): the jobs, every problem in line order, and each distinct warning once."""
     problems: list[str] = []
     warnings: dict[str, None] = {}
-    planned = [job for spec in specs if (job := plan_job(spec, defaults, root, base_dir, problems, warnings)) is not None]
+    references: dict = {}  # lines that share a reference file share its one data URI
+    planned = [
+        job for spec in specs if (job := plan_job(spec, defaults, root, base_dir, problems, warnings, references)) is not None
+    ]
     planned = drop_repeats(planned, problems, warnings)
     return planned, sorted(problems, key=line_of), list(warnings)
 
@@ -265,7 +267,13 @@ def line_of(problem: str) -> int:
 
 
 def plan_job(
-    spec: JobLine, defaults: Defaults, root: Path, base_dir: Path, problems: list[str], warnings: dict[str, None]
+    spec: JobLine,
+    defaults: Defaults,
+    root: Path,
+    base_dir: Path,
+    problems: list[str],
+    warnings: dict[str, None],
+    references: dict | None = None,
 ) -> Job | None:
     """The job, checked like a single run; None after adding its problems to `problems`."""
     at = f"line {spec.line}"
@@ -277,7 +285,7 @@ def plan_job(
         from .refs import load_references
 
         try:
-            fields["image"] = load_references([_from_dir(base_dir, v) for v in spec.images])
+            fields["image"] = load_references([_from_dir(base_dir, v) for v in spec.images], references)
         except UsageError as exc:
             problems.append(f"{at}: {exc.message}")
             return None
@@ -343,15 +351,7 @@ def _sequential(plan: pipeline.Plan) -> bool:
 
 
 def most_images(plan: pipeline.Plan) -> int:
-    if not _sequential(plan):
-        return plan.request.n
-    body = {**plan.request.fields, **plan.request.params}
-    options = body.get("sequential_image_generation_options")
-    wanted = options.get("max_images") if isinstance(options, dict) else None
-    if isinstance(wanted, int) and wanted > 0:
-        return wanted
-    refs = body.get("image") or []
-    return max(1, SEQUENTIAL_TOTAL - (len(refs) if isinstance(refs, list) else 1))
+    return plan.request.most_images()
 
 
 def file_names(job: Job) -> list[str]:

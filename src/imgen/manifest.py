@@ -47,7 +47,7 @@ def read(path: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # -o under a file: refused later, once, by the writability check
         return {}, []
     except OSError as exc:
         return {}, [f"cannot read {path} ({exc.strerror}); every job runs again"]
@@ -275,4 +275,7 @@ def write_sidecars(record: dict[str, Any], root: Path) -> None:
         except (OSError, ValueError):
             existing = None
         if existing != document:
-            write_json_atomic(sidecar, document)
+            try:
+                write_json_atomic(sidecar, document)
+            except OSError as exc:
+                raise WriteError(f"cannot write {sidecar}: {exc.strerror or exc}", "check the output directory's permissions and free space") from exc

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .request import flag_for
+from .request import SEQUENTIAL_TOTAL, flag_for
 
 # --------------------------------------------------------------------------- rules
 
@@ -378,7 +378,7 @@ def _partials_need_stream(fields: Mapping[str, Any], model: str) -> Iterable[Fin
         yield "problem", f"--partials {fields['partial_images']}: partial images come only with --stream; add --stream"
 
 
-SEEDREAM_MAX_TOTAL = 15
+SEEDREAM_MAX_TOTAL = SEQUENTIAL_TOTAL
 
 
 def _max_images(fields: Mapping[str, Any]) -> int | None:

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import secrets
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 # Temporary names carry host and pid, so a later run can tell the leftovers of a killed imgen
 # (SIGKILL leaves no chance to clean up) from the live files of another imgen, even one on
 # another machine writing to the same network directory.
-_HOST = hashlib.sha256(os.uname().nodename.encode()).hexdigest()[:6]
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 _STALE = re.compile(rf"\.imgen-{_HOST}-(\d+)-[0-9a-f]+\.part")
 _swept: set[Path] = set()
 _sweep_lock = threading.Lock()
@@ -46,6 +47,8 @@ def _alive(pid: int) -> bool:
 
 def sweep_stale(directory: Path) -> None:
     """Remove this host's temporary files whose imgen process is gone; once per directory."""
+    if os.name == "nt":
+        return  # os.kill(pid, 0) terminates the process there instead of probing it
     key = directory.absolute()
     with _sweep_lock:
         if key in _swept:

@@ -32,7 +32,6 @@ import json
 import math
 import os
 import re
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,10 +318,15 @@ def _check_size(value: str) -> str:
 
 
 def _check_template(value: str) -> str:
+    # The same check --name gets: a template it would refuse must be refused where it is written,
+    # not in every later run that never mentioned --name.
+    from .names import FIELDS, TemplateError, validate_template
+
     try:
-        list(string.Formatter().parse(value))
-    except ValueError as exc:
-        raise ValueError(f"is not a valid template: {exc}") from None
+        validate_template(value)
+    except TemplateError as exc:
+        fields = " ".join(f"{{{name}}}" for name in FIELDS)
+        raise ValueError(f"is not a valid name template: {exc.problem} (fields: {fields})") from None
     return value
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
-from .. import config_edit
-from .. import settings as st
 from .common import JsonOption, ProfileOption, handle_errors
+
+if TYPE_CHECKING:
+    from .. import settings as st
 
 app = typer.Typer(
     help="Manage TOML profiles: base URL, key source, default model and output directory.",
@@ -44,6 +46,8 @@ def path(
 @app.command("list")
 def list_profiles(json_output: JsonOption = False) -> None:
     """List every profile, built-in and from the file; `*` marks the one used without --profile."""
+    from .. import settings as st
+
     with handle_errors() as messages:
         infos, active = st.list_profiles()
         names = {info.name for info in infos}
@@ -69,6 +73,8 @@ def list_profiles(json_output: JsonOption = False) -> None:
 @app.command("show")
 def show(profile: ProfileOption = None, json_output: JsonOption = False) -> None:
     """Show every resolved value of a profile and where it came from; the key only masked."""
+    from .. import settings as st
+
     with handle_errors() as messages:
         settings = st.resolve({"profile": profile})
         document = _describe(settings)
@@ -89,6 +95,8 @@ def show(profile: ProfileOption = None, json_output: JsonOption = False) -> None
 
 
 def _describe(settings: st.Settings) -> dict[str, Any]:
+    from .. import settings as st
+
     values = {"profile": settings.values["profile"]}
     values.update((k, settings.values[k]) for k in st.SETTING_KEYS if k in settings.values and k != "params")
     document: dict[str, Any] = {
@@ -126,6 +134,9 @@ def _row_after(rows: list[tuple[str, str, str]], name: str) -> int:
 @app.command("get")
 def get(key: KeyArg, profile: ProfileOption = None) -> None:
     """Print one resolved value, nothing else (for scripts). Nothing is printed for an unset value."""
+    from .. import config_edit
+    from .. import settings as st
+
     with handle_errors() as messages:
         head, param = config_edit.split_key(key)
         if head not in st.SETTING_KEYS and head != "profile":
@@ -141,12 +152,27 @@ def get(key: KeyArg, profile: ProfileOption = None) -> None:
 
 
 def _settings_help() -> str:
+    from .. import settings as st
+
     lines = [f"{name}: {spec.help}" + (f" ({'|'.join(spec.choices)})" if spec.choices else "") for name, spec in st.SETTING_KEYS.items()]
     return "\n\n".join(["Settings:", *lines])
 
 
+class _SetCommand(TyperCommand):
+    """`config set`, whose epilog lists every setting: built when its help is shown, so other
+    commands (and every other --help) do not import the settings table."""
+
+    @property  # type: ignore[override]
+    def epilog(self) -> str:
+        return _settings_help()
+
+    @epilog.setter
+    def epilog(self, value: str | None) -> None:
+        pass
+
+
 # Negative numbers (`seed -1`) must reach VALUE instead of being taken for options.
-@app.command("set", context_settings={"ignore_unknown_options": True}, epilog=_settings_help())
+@app.command("set", cls=_SetCommand, context_settings={"ignore_unknown_options": True})
 def set_value(
     key: KeyArg,
     value: Annotated[str, typer.Argument(help="Parsed per the setting's type; for params.FIELD a TOML/JSON value, else a string.")],
@@ -156,6 +182,8 @@ def set_value(
 
     Other profiles, keys and tables are kept; comments in the file are not (it is rewritten).
     """
+    from .. import config_edit
+
     with handle_errors() as messages:
         change = config_edit.set_value(key, value, profile)
         for note in change.notes:
@@ -166,6 +194,8 @@ def set_value(
 @app.command("unset")
 def unset_value(key: KeyArg, profile: ProfileOption = None) -> None:
     """Remove KEY from a profile's file section; a built-in value shows through again."""
+    from .. import config_edit
+
     with handle_errors() as messages:
         change = config_edit.unset_value(key, profile)
         for note in change.notes:
@@ -177,6 +207,8 @@ def unset_value(key: KeyArg, profile: ProfileOption = None) -> None:
 @app.command("use")
 def use(name: Annotated[str, typer.Argument(help="An existing profile, built-in or from the file.")]) -> None:
     """Make NAME the default profile (default_profile in the config file)."""
+    from .. import config_edit
+
     with handle_errors() as messages:
         change = config_edit.use_profile(name)
         for note in change.notes:
@@ -188,6 +220,7 @@ def use(name: Annotated[str, typer.Argument(help="An existing profile, built-in 
 def key_set(profile: ProfileOption = None) -> None:
     """Store a profile's key, read from a hidden prompt, or from stdin when it is not a terminal."""
     from .. import credentials
+    from .. import settings as st
 
     with handle_errors() as messages:
         settings = st.resolve({"profile": profile})
@@ -210,6 +243,8 @@ def _read_key(profile: str) -> str:
 
 
 def _shadowing(settings: st.Settings) -> list[str]:
+    from .. import settings as st
+
     notes = []
     env = settings.get("api_key_env")
     for var in (st.KEY_ENV, env):
@@ -227,6 +262,7 @@ def _shadowing(settings: st.Settings) -> list[str]:
 def key_remove(profile: ProfileOption = None) -> None:
     """Forget a profile's stored key (environment variables are not touched)."""
     from .. import configfile, credentials
+    from .. import settings as st
 
     with handle_errors() as messages:
         path = configfile.config_path()
