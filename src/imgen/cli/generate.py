@@ -76,7 +76,7 @@ def read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
 
 
 def generate(
-    prompt: Annotated[str | None, typer.Argument(help="What to draw. '-' reads it from stdin.", show_default=False)] = None,
+    prompt: Annotated[str | None, typer.Argument(help="What to draw. '-' reads it from stdin.", show_default=False, metavar="PROMPT")] = None,
     prompt_file: Annotated[
         Path | None, typer.Option("--prompt-file", help="Read the prompt from a file.", rich_help_panel=GEN, show_default=False)
     ] = None,
