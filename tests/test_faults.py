@@ -429,3 +429,11 @@ def test_error_body_cut_short_is_a_network_error(failure):
         http.send(client, "POST", "/v1/images/generations", json_body={}, stream=True, policy=http.RetryPolicy(retries=0))
     assert "the API" in info.value.message
     assert closed
+
+
+def test_api_redirect_names_the_new_base_url(imgen, server):
+    server.fault("status", status=301, headers={"Location": "https://api.example.com/v1/images/generations"}, body=b"")
+    res = imgen("generate", "x")
+    assert res.returncode == 5
+    assert "--base-url https://api.example.com" in res.stderr
+    assert len(server.api_requests()) == 1

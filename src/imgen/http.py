@@ -211,6 +211,12 @@ def error_for_status(response: httpx.Response, *, what: str = "the API") -> Imge
         return ServerError(detail, "the service is having trouble: retry later", **kw)
     if status == 404:
         return RequestRejected(detail, "check the base URL (--base-url) and the model id (--model)", **kw)
+    if 300 <= status < 400:
+        # The API is never followed across a redirect (the key would go along): name the target.
+        location = response.headers.get("location", "")
+        base = location.split("/v1/", 1)[0].split("/api/", 1)[0] if location else ""
+        hint = f"the API moved: use --base-url {base}" if base else "check the base URL (--base-url)"
+        return RequestRejected(f"{what} answered {status}: a redirect" + (f" to {base}" if base else ""), hint, **kw)
     if code == "moderation_blocked":
         return RequestRejected(detail, "the prompt was refused by moderation: rephrase it", **kw)
     hint = f"change {param} and try again" if param else "change the request (prompt, size, options) and try again"

@@ -44,7 +44,6 @@ class Plan:
     settings: Settings
     request: GenerateRequest
     dialect: str
-    spec: Any
     warnings: list[str]
     target: Target
     template: str
@@ -136,7 +135,6 @@ def prepare(
         settings=settings,
         request=request,
         dialect=dialect,
-        spec=result.spec,
         warnings=[*settings.warnings, *result.warnings],
         target=target,
         template=template,
