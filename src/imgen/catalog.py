@@ -214,15 +214,14 @@ def _page(client: Any, url: str, page: int, page_size: int, timeout: float) -> d
             "--remote needs a CometAPI-style /api/models; check --base-url or the profile's base_url",
             status=status,
         )
-    try:
-        payload = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        kind = response.headers.get("content-type", "no content type")
-        snippet = response.content[:60].decode("utf-8", "replace")
-        raise BadResponse(
-            f"the catalog at {url} is not JSON ({kind}: {snippet!r})",
-            "check that --base-url points at the API, not a web page or a proxy",
-        ) from None
+    from .http import json_body
+
+    payload = json_body(
+        response.content,
+        what=f"the catalog at {url}",
+        content_type=response.headers.get("content-type"),
+        hint="check that --base-url points at the API, not a web page or a proxy",
+    )
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
         raise BadResponse(f"the catalog at {url} has no data list", "check --base-url; is this a CometAPI-style gateway?")
     if payload.get("success") is False:

@@ -190,6 +190,18 @@ def _body_json(response: httpx.Response) -> object:
         return None
 
 
+API_HINT = "check the base URL points at an image API; retry later if it is a proxy error page"
+
+
+def json_body(body: bytes, *, what: str, content_type: str | None, hint: str = API_HINT) -> object:
+    """Parse a JSON answer, or say plainly what came instead (the first bytes, the type)."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        snippet = body.removeprefix(b"\xef\xbb\xbf").strip()[:60].decode("utf-8", "replace")
+        raise BadResponse(f"{what} is not JSON ({content_type or 'no content type'}: {snippet!r})", hint) from None
+
+
 def error_for_status(response: httpx.Response, *, what: str = "the API") -> ImgenError:
     status = response.status_code
     body = _body_json(response)

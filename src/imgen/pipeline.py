@@ -324,15 +324,11 @@ def discard(response: GenerationResponse) -> None:
 
 
 def _json(body: bytes, response: Any) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        ctype = response.headers.get("content-type", "?")
-        snippet = body[:60].decode("utf-8", "replace")
-        raise BadResponse(
-            f"the API answered {response.status_code} with a body that is not JSON ({ctype}: {snippet!r})",
-            "check the base URL points at an image API; retry later if it is a proxy error page",
-        ) from None
+    from .http import json_body
+
+    return json_body(
+        body, what=f"the API answered {response.status_code} with a body that", content_type=response.headers.get("content-type")
+    )
 
 
 def item_error(item: ImageResult) -> ImgenError:

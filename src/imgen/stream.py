@@ -440,15 +440,9 @@ class StreamReader:
 
     def _json_answer(self, body: bytes, status: int, content_type: str, request_id: str | None) -> GenerationResponse:
         from . import providers
-        from .http import api_error_fields
+        from .http import api_error_fields, json_body
 
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise BadResponse(
-                f"the API answered the stream request {status} with a body that is not JSON ({content_type}: {_snippet(body)!r})",
-                "check the base URL points at an image API; retry later if it is a proxy error page",
-            ) from None
+        payload = json_body(body, what=f"the API answered the stream request {status} with a body that", content_type=content_type)
         message, code, _ = api_error_fields(payload)
         if message is not None or code is not None:
             raise event_error(payload, f"the API answered {status}", status=status, request_id=request_id)
