@@ -217,11 +217,15 @@ def test_json_error_with_status_200(tmp_path, monkeypatch):
 
 
 def test_stdout_target_writes_the_final_image_and_cleans_up(tmp_path, monkeypatch, capfdbinary):
+    monkeypatch.chdir(tmp_path)
     plan = plan_for(tmp_path, monkeypatch, save_partials=False, output="-")
-    outcome, updates = read(plan, partial(0) + completed("final"))
+    with pipeline._staging(plan):  # what pipeline.run does around the stream reader
+        staging = plan.target.directory
+        outcome, updates = read(plan, partial(0) + completed("final"))
     assert outcome.exit_code == ExitCode.OK and outcome.saved[0].image.path is None
     assert updates[-1].path is None  # the bytes went to stdout, not to a file
     assert capfdbinary.readouterr().out == make_image("final").to_bytes()
+    assert not staging.exists() and list(tmp_path.iterdir()) == []
 
 
 # --- small pieces -------------------------------------------------------------------------------
