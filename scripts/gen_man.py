@@ -245,7 +245,7 @@ def check_examples(root: Any) -> None:
 
 
 def environment_entries(root: Any) -> list[tuple[str, str]]:
-    from imgen import configfile, settings
+    from imgen.config import configfile, settings
 
     flags = set().union(*all_option_names(root).values())
     entries: list[tuple[str, str]] = [
@@ -285,7 +285,7 @@ def environment_entries(root: Any) -> list[tuple[str, str]]:
 
 
 def files_entries() -> list[tuple[str, str]]:
-    from imgen import configfile
+    from imgen.config import configfile
 
     name = configfile.APP_NAME
     entries = [
@@ -301,7 +301,7 @@ def files_entries() -> list[tuple[str, str]]:
          "(IMGEN_CACHE_DIR overrides it). Safe to delete."),
     ]
     try:
-        from imgen.manifest import MANIFEST_NAME
+        from imgen.batch.manifest import MANIFEST_NAME
     except ImportError:  # a tree without batch support has no manifest to describe
         return entries
     entries.append(

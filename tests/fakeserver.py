@@ -38,7 +38,8 @@ __all__ = ["FAULT_KINDS", "FakeServer", "Recorded", "default_catalog", "main", "
 
 MiB = 1 << 20
 
-GENERATION_PATHS = ("/v1/images/generations", "/api/v1/image/generation")
+GENERATION_PATHS = ("/v1/images/generations", "/api/v1/image/generation", "/placeholder/v1/tasks")
+TASK_PATH = "/placeholder/v1/tasks"
 
 # Every fault kind with its options and their defaults; unknown kinds or options are refused so a
 # typo in a test fails loudly instead of silently injecting nothing.
@@ -73,6 +74,10 @@ FAULT_KINDS: dict[str, dict[str, Any]] = {
     "stream_cut": {"after_partials": 1},
     "stream_split": {"chunk": None, "seed": 0, "pause": 0.0005},
     "stream_few_partials": {"partials": 0},
+    # the placeholder task API: decided at the submit, or on one poll
+    "task_failed": {"message": "the task failed at the provider"},
+    "poll_status": {"status": 503, "body": None, "headers": None},
+    "poll_reset": {},
     # download side (GET /files/...)
     "dl_cut": {"content_length": True, "at": None},
     "dl_reset": {},
@@ -106,6 +111,10 @@ def _matches(kind: str, ctx: tuple[str, str, bool]) -> bool:
     side, dialect, stream = ctx
     if kind.startswith("dl_"):
         return side == "dl"
+    if kind.startswith("poll_"):
+        return side == "poll"
+    if kind == "task_failed":
+        return side == "api" and dialect == "task"
     if side != "api":
         return False
     if kind in _ANY_API:
@@ -688,6 +697,9 @@ class FakeServer:
         self._faults: list[_Fault] = []
         self._random: tuple[float, random.Random, list[tuple[str, dict[str, Any]]]] | None = None
         self._files: dict[str, _Image] = {}
+        # The placeholder task API: a task answers "pending" to this many polls, then is done.
+        self.task_pending_polls = 2
+        self._tasks: dict[str, dict[str, Any]] = {}
         self._loops: set[str] = set()
         self._secret = secrets.token_bytes(32)
         self._stopping = threading.Event()
@@ -740,6 +752,11 @@ class FakeServer:
         """Recorded requests to the generation endpoints only."""
         with self._lock:
             return [r for r in self.requests if r.method == "POST" and r.path.split("?", 1)[0] in GENERATION_PATHS]
+
+    def polls(self) -> list[Recorded]:
+        """Recorded polls of the placeholder task API."""
+        with self._lock:
+            return [r for r in self.requests if r.method == "GET" and r.path.startswith(TASK_PATH + "/")]
 
     def downloads(self) -> list[Recorded]:
         """Recorded requests for signed download URLs."""
@@ -949,6 +966,11 @@ class _Handler(BaseHTTPRequestHandler):
             elif method == "POST" and route == "/api/v1/image/generation":
                 with self.fake._busy():
                     self._envelope(rec)
+            elif method == "POST" and route == TASK_PATH:
+                with self.fake._busy():
+                    self._task_submit(rec)
+            elif method == "GET" and route.startswith(TASK_PATH + "/"):
+                self._task_poll(rec, route[len(TASK_PATH) + 1 :])
             elif method == "GET" and route.startswith("/files/"):
                 self._download(rec)
             elif method == "GET" and route == "/api/models":
@@ -1445,6 +1467,72 @@ class _Handler(BaseHTTPRequestHandler):
         if variant not in shapes:
             raise ValueError(f"unknown shape variant {variant!r}; known: {', '.join(shapes)}")
         self._json(200, shapes[variant])
+
+    # the placeholder task API ---------------------------------------------------------------
+    #
+    # POST /placeholder/v1/tasks {"prompt", "size", "n"} -> {"id"}: accepted and billed at once.
+    # GET /placeholder/v1/tasks/{id} -> {"id", "status": "pending", "progress": 0..1} for
+    # task_pending_polls polls, then {"status": "done", "urls": [signed links]}, or
+    # {"status": "failed", "error": "..."}; an unknown id is a 404.
+
+    def _task_submit(self, rec: Recorded) -> None:
+        fake = self.fake
+        ok, token = self._auth()
+        if not ok:
+            self._json(401, self._auth_failure_body(token))
+            return
+        fault = fake._take_fault(("api", "task", False))
+        rec.fault = fault[0] if fault else None
+        fake._sleep(fake.latency)
+        if self._early_fault(fault):
+            return
+        body = rec.json if isinstance(rec.json, dict) else {}
+        if not str(body.get("prompt") or "").strip():
+            self._json(422, {"detail": [{"loc": ["body", "prompt"], "msg": "field required", "type": "value_error.missing"}]})
+            return
+        task_id = "pt-" + secrets.token_hex(8)
+        task = {"prompt": body["prompt"], "n": body.get("n") or 1, "polls": 0, "urls": None,
+                "failed": fault[1]["message"] if fault and fault[0] == "task_failed" else None}
+        with fake._lock:
+            fake._tasks[task_id] = task
+        self._json(200, {"id": task_id})
+
+    def _task_poll(self, rec: Recorded, task_id: str) -> None:
+        fake = self.fake
+        ok, token = self._auth()
+        if not ok:
+            self._json(401, self._auth_failure_body(token))
+            return
+        fault = fake._take_fault(("poll", "task", False))
+        rec.fault = fault[0] if fault else None
+        if fault and fault[0] == "poll_reset":
+            self._reset_connection()
+        if fault and fault[0] == "poll_status":
+            opts = fault[1]
+            self._body_response(opts["status"], opts["body"], _status_error(opts["status"]), opts["headers"])
+            return
+        with fake._lock:
+            task = fake._tasks.get(task_id)
+            if task is not None:
+                task["polls"] += 1
+        if task is None:
+            self._json(404, {"detail": "Task not found"})
+            return
+        if task["polls"] <= fake.task_pending_polls:
+            progress = round(task["polls"] / (fake.task_pending_polls + 1), 2)
+            self._json(200, {"id": task_id, "status": "pending", "progress": progress})
+            return
+        if task["failed"]:
+            self._json(200, {"id": task_id, "status": "failed", "error": task["failed"]})
+            return
+        if task["urls"] is None:
+            urls = []
+            for i in range(int(task["n"])):
+                image = fake._image(f"{task['prompt']}\x00{i}", "png")
+                urls.append(fake._publish(image))
+                fake._serve_record(image, urls[-1], i, "placeholder-task")
+            task["urls"] = urls
+        self._json(200, {"id": task_id, "status": "done", "urls": task["urls"]})
 
     # downloads ------------------------------------------------------------------------------
 

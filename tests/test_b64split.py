@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgen import b64split
+from imgen.files import b64split
 
 
 class Sink:
@@ -101,18 +101,16 @@ def test_large_image_memory_is_not_held():
 
 def test_compressed_answers_are_decoded_before_splitting(tmp_path):
     import gzip
-    from types import SimpleNamespace
 
     import httpx
 
-    from imgen import pipeline
+    from imgen.generation import body as answer_body
 
     image = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
     body = json.dumps({"data": [{"b64_json": base64.b64encode(image).decode()}]}).encode()
     response = httpx.Response(200, headers={"content-encoding": "gzip"}, stream=httpx.ByteStream(gzip.compress(body)))
-    plan = SimpleNamespace(target=SimpleNamespace(directory=tmp_path), max_bytes=1 << 20)
     spools = []
-    skeleton = pipeline._read_body(response, plan, spools)
+    skeleton = answer_body.read(response, tmp_path, 1 << 20, spools)
     assert json.loads(skeleton)["data"][0]["b64_json"].startswith(b64split.PLACEHOLDER)
     assert spools[0].size == len(image)
     spools[0].abort()

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imgen import batch, jobs, manifest, save
+from imgen.batch import runner as batch, jobs, manifest
+from imgen.files import writer as save
 from imgen.errors import ExitCode, RequestRejected, UsageError
 
 # --- parsing --------------------------------------------------------------------------------

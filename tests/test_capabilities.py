@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgen import capabilities as caps
+from imgen.models import capabilities as caps, preflight
 from imgen.errors import ExitCode, UsageError
 from imgen.request import FLAG_FOR_FIELD, GenerateRequest
 
 
 def run(model: str, dialect: str = "openai", prompt: str = "a paper boat", strict: bool = False, **fields):
-    return caps.check(GenerateRequest(prompt=prompt, model=model, fields=fields), dialect, strict=strict)
+    return preflight.check(GenerateRequest(prompt=prompt, model=model, fields=fields), dialect, strict=strict)
 
 
 # One request per record that uses as many fields as the model takes, all valid.
@@ -117,7 +117,7 @@ def test_wrong_types_from_a_profile(fields, message):
 
 def test_params_are_never_checked():
     req = GenerateRequest(prompt="a", model="dall-e-3", params={"n": 7, "style": "weird", "foo": [1]})
-    assert caps.check(req, "openai").problems == []
+    assert preflight.check(req, "openai").problems == []
 
 
 def test_unset_fields_are_ignored():
@@ -365,7 +365,7 @@ def test_every_field_has_a_flag_and_one_kind():
     for spec in caps.all_specs():
         for name, rule in spec.fields.items():
             assert name in FLAG_FOR_FIELD, name
-            assert caps.FIELD_KINDS[name] == rule.kind, name
+            assert preflight.FIELD_KINDS[name] == rule.kind, name
 
 
 def test_n_ranges():
@@ -407,7 +407,7 @@ def test_to_dict_is_json_ready():
     ],
 )
 def test_parse_value(field, raw, value):
-    assert caps.parse_value(field, raw) == value
+    assert preflight.parse_value(field, raw) == value
 
 
 @pytest.mark.parametrize(
@@ -420,5 +420,5 @@ def test_parse_value(field, raw, value):
 )
 def test_parse_value_refuses(field, raw, message):
     with pytest.raises(UsageError) as info:
-        caps.parse_value(field, raw)
+        preflight.parse_value(field, raw)
     assert info.value.message == message

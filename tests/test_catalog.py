@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from fakeserver import FakeServer
 
-from imgen import catalog
-from imgen.catalog import CatalogEntry
-from imgen.cost import estimate_cost, price_for
+from imgen.models import catalog
+from imgen.models.catalog import CatalogEntry
+from imgen.models.cost import estimate_cost, price_for
 from imgen.errors import BadResponse, NetworkError, ServerError
 
 DAY = 24 * 3600.0

@@ -88,7 +88,7 @@ def complete_bash(*words: str) -> list[str]:
 
 
 def test_model_offers_the_capability_table():
-    from imgen import capabilities
+    from imgen.models import capabilities
 
     assert complete_bash("imgen", "generate", "-m", "") == capabilities.known_ids()
     assert complete_bash("imgen", "generate", "--model", "gpt-image-1") == [
@@ -103,7 +103,7 @@ def test_size_follows_the_model_typed_before_it():
 
 
 def test_size_without_model_uses_the_profiles_model(monkeypatch):
-    from imgen import capabilities
+    from imgen.models import capabilities
 
     # The default profile's model is dall-e-3.
     assert complete_bash("imgen", "generate", "-s", "") == capabilities.sizes_for("dall-e-3")

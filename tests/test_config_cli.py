@@ -11,7 +11,7 @@ import types
 import pytest
 from typer.testing import CliRunner
 
-from imgen import settings as st
+from imgen.config import settings as st
 from imgen.cli import app
 
 CANARY = "sk-SECRET-canary-0123456789"

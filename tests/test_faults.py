@@ -23,7 +23,8 @@ import httpx
 import pytest
 from conftest import API_KEY, IMGEN
 
-from imgen import http, save
+from imgen.transport import http
+from imgen.files import writer as save
 from imgen.errors import NetworkError
 
 RETRIES = ("--retries", "1")

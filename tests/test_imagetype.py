@@ -3,8 +3,8 @@ import zlib
 
 import pytest
 
-from imgen import imagetype
-from imgen.imagetype import HEAD_BYTES, png_size, sniff
+from imgen.files import imagetype
+from imgen.files.imagetype import HEAD_BYTES, png_size, sniff
 
 
 def _png_head(width: int, height: int) -> bytes:

@@ -114,7 +114,7 @@ def test_every_command_and_option_is_described(page):
 
 
 def test_environment_lists_every_variable_imgen_reads(page):
-    from imgen import configfile, settings
+    from imgen.config import configfile, settings
 
     env = section(page, "ENVIRONMENT")
     named = set(re.findall(r"^\\fB([A-Z_]+)\\fR$", env.replace("\\-", "-"), re.M))

@@ -8,7 +8,7 @@ import pytest
 from fakeserver import FakeServer
 from typer.testing import CliRunner
 
-from imgen import capabilities, catalog
+from imgen.models import capabilities, catalog
 from imgen.cli import app
 from imgen.errors import ExitCode
 

@@ -4,9 +4,9 @@ import zlib
 
 import pytest
 
-from imgen import placeholder
-from imgen.imagetype import png_size, sniff
-from imgen.placeholder import MAX_SIDE, generate, parse_size, render_png
+from imgen.dialects import placeholder
+from imgen.files.imagetype import png_size, sniff
+from imgen.dialects.placeholder import MAX_SIDE, generate, parse_size, render_png
 
 
 def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:

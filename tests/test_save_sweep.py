@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from imgen import save
+from imgen.files import writer as save
 
 
 def test_sweep_removes_only_dead_local_leftovers(tmp_path):
@@ -31,7 +31,7 @@ def test_import_needs_no_uname():
     # Windows has no os.uname: the host hash must come from something every platform has.
     code = (
         "import hashlib, os, socket; del os.uname\n"
-        "from imgen import save\n"
+        "from imgen.files import writer as save\n"
         "assert save._HOST == hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -20,9 +20,9 @@ import pytest
 from conftest import API_KEY, files_holding_secrets
 from fakeserver import FakeServer, make_image
 
-from imgen import http, urlpolicy
+from imgen.transport import http, urlpolicy
 from imgen.errors import DownloadError
-from imgen.urlpolicy import UrlPolicy
+from imgen.transport.urlpolicy import UrlPolicy
 
 PUBLIC_HTTPS = UrlPolicy.for_api("https://93.184.216.34")  # an API on a public address
 PUBLIC_HTTP = UrlPolicy(allow_http=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import API_KEY
 
-from imgen.placeholder import render_png
+from imgen.dialects.placeholder import render_png
 
 SEEDREAM = "doubao-seedream-5-0-260128"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import imgen
-from imgen import config_edit, configfile, credentials
-from imgen import settings as st
+from imgen.config import edit as config_edit, configfile, credentials
+from imgen.config import settings as st
 from imgen.errors import ConfigError, ExitCode, UsageError
 from imgen.request import FLAG_FOR_FIELD
 
@@ -556,20 +556,24 @@ def test_use_requires_an_existing_profile(cfg):
 
 
 def test_model_is_checked_against_the_capability_table_when_there_is_one(cfg, monkeypatch):
-    table = {("dall-e-3", "openai"): object(), ("gpt-image-1.5", "envelope"): object()}
+    table = {key: types.SimpleNamespace(dialect=key[1]) for key in (("dall-e-3", "openai"), ("gpt-image-1.5", "envelope"))}
 
     def lookup(model_id, dialect=None):
         if dialect is None:
             return next((spec for (m, _), spec in table.items() if m == model_id), None)
         return table.get((model_id, dialect))
 
-    fake = types.ModuleType("imgen.capabilities")
+    fake = types.ModuleType("imgen.models.capabilities")
     fake.lookup = lookup
-    monkeypatch.setitem(sys.modules, "imgen.capabilities", fake)
-    monkeypatch.setattr(imgen, "capabilities", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "imgen.models.capabilities", fake)
+    monkeypatch.setattr(imgen.models, "capabilities", fake, raising=False)
     assert config_edit.set_value("model", "dall-e-3").notes == []
     assert "not in imgen's table" in config_edit.set_value("model", "brand-new-model").notes[0]
-    assert "not for the 'openai' API" in config_edit.set_value("model", "gpt-image-1.5").notes[0]
+    # A profile that forces a dialect is told when the model is not spoken in it; one that does
+    # not lets every model speak its own.
+    write(cfg.config, '[profiles.mine]\napi = "openai"\n')
+    assert "not for the 'openai' API" in config_edit.set_value("model", "gpt-image-1.5", "mine").notes[0]
+    assert config_edit.set_value("model", "gpt-image-1.5").notes == []
     assert config_edit.set_value("model", "gpt-image-1.5", "dianming").notes == []
 
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgen.sse import Event, SSEDecoder, StreamCut, iter_events
+from imgen.transport.sse import Event, SSEDecoder, StreamCut, iter_events
 
 
 def events_of(stream: bytes) -> list[Event]:

@@ -91,7 +91,7 @@ def test_help_does_not_load_the_settings_table(args):
 
 
 def test_config_set_help_still_lists_every_setting():
-    from imgen.settings import SETTING_KEYS
+    from imgen.config.settings import SETTING_KEYS
 
     _, stdout = imports("config", "set", "--help", COLUMNS="200")
     assert "Settings:" in stdout

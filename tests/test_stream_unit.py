@@ -10,16 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imgen import pipeline
-from imgen.errors import (
-    AuthError,
-    BadResponse,
-    ExitCode,
-    RateLimited,
-    RequestRejected,
-    ServerError,
-)
+from imgen.errors import AuthError, BadResponse, ExitCode, RateLimited, RequestRejected, ServerError
 from imgen.results import GenerationResponse
-from imgen.stream import StreamReader, Update, _add_usage, _b64_size, event_error
+from imgen.generation import saving
+from imgen.generation.stream import StreamReader, Update, _add_usage, _b64_size, event_error
 
 
 def plan_for(tmp_path, monkeypatch, *, n=1, partials=2, save_partials=True, output=None):
@@ -219,7 +213,7 @@ def test_json_error_with_status_200(tmp_path, monkeypatch):
 def test_stdout_target_writes_the_final_image_and_cleans_up(tmp_path, monkeypatch, capfdbinary):
     monkeypatch.chdir(tmp_path)
     plan = plan_for(tmp_path, monkeypatch, save_partials=False, output="-")
-    with pipeline._staging(plan):  # what pipeline.run does around the stream reader
+    with saving.staging(plan):  # what pipeline.run does around the stream reader
         staging = plan.target.directory
         outcome, updates = read(plan, partial(0) + completed("final"))
     assert outcome.exit_code == ExitCode.OK and outcome.saved[0].image.path is None

@@ -42,6 +42,7 @@ EXIT_CODE_HELP: dict[ExitCode, str] = {
 
 class ImgenError(Exception):
     exit_code: ExitCode = ExitCode.INTERNAL
+    retryable: bool = False  # whether the same request, sent again, can succeed (faults.classify sets it)
 
     def __init__(
         self,

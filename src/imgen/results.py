@@ -1,9 +1,14 @@
-"""What an API handed back, whatever its dialect: image items and response metadata."""
+"""What came back and what was saved, whatever the dialect: image items, response metadata,
+saved files, and the failures beside them. Below every layer that uses them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for the annotation only; errors.py imports nothing of imgen
+    from .errors import ImgenError
 
 
 @dataclass
@@ -14,7 +19,7 @@ class ImageResult:
     url: str | None = None
     b64_json: str | None = None
     data: bytes | None = None  # already-decoded bytes (the offline placeholder, streamed images)
-    spooled: Any = None  # a save.ImageWriter the base64 was decoded into as the body arrived
+    spooled: Any = None  # a files.writer.ImageWriter the base64 was decoded into as the body arrived
     error_code: str | None = None
     error_message: str | None = None
     revised_prompt: str | None = None
@@ -33,3 +38,23 @@ class GenerationResponse:
     usage: dict[str, Any] | None = None
     request_id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # background, output_format, quality, size, expired, task_id...
+
+
+@dataclass
+class SavedImage:
+    path: Path | None  # None when the bytes went to stdout
+    bytes: int
+    sha256: str
+    format: str
+
+
+@dataclass
+class Saved:
+    item: ImageResult
+    image: SavedImage
+
+
+@dataclass
+class Failed:
+    item: ImageResult
+    error: ImgenError

@@ -14,7 +14,7 @@ Choices = list[tuple[str, str]]
 
 def model_ids(incomplete: str) -> Choices:
     """Every id in the capability table, with the provider as the hint zsh and fish show."""
-    from .. import capabilities
+    from ..models import capabilities
 
     choices = []
     for model_id in capabilities.known_ids():
@@ -25,7 +25,7 @@ def model_ids(incomplete: str) -> Choices:
 
 def profiles(incomplete: str) -> Choices:
     """The built-in profiles and those in the config file."""
-    from .. import settings
+    from ..config import settings
 
     try:
         infos, _ = settings.list_profiles()
@@ -38,12 +38,12 @@ def profiles(incomplete: str) -> Choices:
 def sizes(ctx: typer.Context, incomplete: str) -> Choices:
     """The sizes the chosen model accepts: --model if already typed, else the profile's model
     (IMGEN_MODEL, the profile, the default, as a real run would resolve it)."""
-    from .. import capabilities
+    from ..models import capabilities
 
     model = _given(ctx, "model")
     dialect = None
     try:
-        from ..settings import resolve
+        from ..config.settings import resolve
 
         resolved = resolve({"profile": _given(ctx, "profile"), "model": model})
         model, dialect = resolved.get("model"), resolved.get("api")

@@ -17,7 +17,7 @@ from typer.core import TyperCommand
 from .common import JsonOption, ProfileOption, handle_errors
 
 if TYPE_CHECKING:
-    from .. import settings as st
+    from ..config import settings as st
 
 app = typer.Typer(
     help="Manage TOML profiles: base URL, key source, default model and output directory.",
@@ -37,7 +37,7 @@ def path(
     credentials: Annotated[bool, typer.Option("--credentials", help="Print the credentials file's path instead.")] = False,
 ) -> None:
     """Print the config file's path (IMGEN_CONFIG, else the user config directory), existing or not."""
-    from .. import configfile
+    from ..config import configfile
 
     with handle_errors():
         typer.echo(str(configfile.credentials_path() if credentials else configfile.config_path()))
@@ -46,7 +46,7 @@ def path(
 @app.command("list")
 def list_profiles(json_output: JsonOption = False) -> None:
     """List every profile, built-in and from the file; `*` marks the one used without --profile."""
-    from .. import settings as st
+    from ..config import settings as st
 
     with handle_errors() as messages:
         infos, active = st.list_profiles()
@@ -73,7 +73,7 @@ def list_profiles(json_output: JsonOption = False) -> None:
 @app.command("show")
 def show(profile: ProfileOption = None, json_output: JsonOption = False) -> None:
     """Show every resolved value of a profile and where it came from; the key only masked."""
-    from .. import settings as st
+    from ..config import settings as st
 
     with handle_errors() as messages:
         settings = st.resolve({"profile": profile})
@@ -95,7 +95,7 @@ def show(profile: ProfileOption = None, json_output: JsonOption = False) -> None
 
 
 def _describe(settings: st.Settings) -> dict[str, Any]:
-    from .. import settings as st
+    from ..config import settings as st
 
     values = {"profile": settings.values["profile"]}
     values.update((k, settings.values[k]) for k in st.SETTING_KEYS if k in settings.values and k != "params")
@@ -134,8 +134,8 @@ def _row_after(rows: list[tuple[str, str, str]], name: str) -> int:
 @app.command("get")
 def get(key: KeyArg, profile: ProfileOption = None) -> None:
     """Print one resolved value, nothing else (for scripts). Nothing is printed for an unset value."""
-    from .. import config_edit
-    from .. import settings as st
+    from ..config import edit as config_edit
+    from ..config import settings as st
 
     with handle_errors() as messages:
         head, param = config_edit.split_key(key)
@@ -152,7 +152,7 @@ def get(key: KeyArg, profile: ProfileOption = None) -> None:
 
 
 def _settings_help() -> str:
-    from .. import settings as st
+    from ..config import settings as st
 
     lines = [f"{name}: {spec.help}" + (f" ({'|'.join(spec.choices)})" if spec.choices else "") for name, spec in st.SETTING_KEYS.items()]
     return "\n\n".join(["Settings:", *lines])
@@ -182,7 +182,7 @@ def set_value(
 
     Other profiles, keys and tables are kept; comments in the file are not (it is rewritten).
     """
-    from .. import config_edit
+    from ..config import edit as config_edit
 
     with handle_errors() as messages:
         change = config_edit.set_value(key, value, profile)
@@ -194,7 +194,7 @@ def set_value(
 @app.command("unset")
 def unset_value(key: KeyArg, profile: ProfileOption = None) -> None:
     """Remove KEY from a profile's file section; a built-in value shows through again."""
-    from .. import config_edit
+    from ..config import edit as config_edit
 
     with handle_errors() as messages:
         change = config_edit.unset_value(key, profile)
@@ -207,7 +207,7 @@ def unset_value(key: KeyArg, profile: ProfileOption = None) -> None:
 @app.command("use")
 def use(name: Annotated[str, typer.Argument(help="An existing profile, built-in or from the file.")]) -> None:
     """Make NAME the default profile (default_profile in the config file)."""
-    from .. import config_edit
+    from ..config import edit as config_edit
 
     with handle_errors() as messages:
         change = config_edit.use_profile(name)
@@ -219,8 +219,8 @@ def use(name: Annotated[str, typer.Argument(help="An existing profile, built-in 
 @key_app.command("set")
 def key_set(profile: ProfileOption = None) -> None:
     """Store a profile's key, read from a hidden prompt, or from stdin when it is not a terminal."""
-    from .. import credentials
-    from .. import settings as st
+    from ..config import credentials
+    from ..config import settings as st
 
     with handle_errors() as messages:
         settings = st.resolve({"profile": profile})
@@ -243,7 +243,7 @@ def _read_key(profile: str) -> str:
 
 
 def _shadowing(settings: st.Settings) -> list[str]:
-    from .. import settings as st
+    from ..config import settings as st
 
     notes = []
     env = settings.get("api_key_env")
@@ -261,8 +261,8 @@ def _shadowing(settings: st.Settings) -> list[str]:
 @key_app.command("remove")
 def key_remove(profile: ProfileOption = None) -> None:
     """Forget a profile's stored key (environment variables are not touched)."""
-    from .. import configfile, credentials
-    from .. import settings as st
+    from ..config import configfile, credentials
+    from ..config import settings as st
 
     with handle_errors() as messages:
         path = configfile.config_path()

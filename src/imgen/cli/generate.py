@@ -234,12 +234,12 @@ def generate(
             "partial_images": partials,
         }
         if image:
-            from ..refs import load_references
+            from ..files.refs import load_references
 
             fields["image"] = load_references(image)
         if batch is not None:
-            from .. import batch as batches
-            from ..jobs import parse_shard
+            from ..batch import runner as batches
+            from ..batch.jobs import parse_shard
 
             options = batches.BatchOptions(
                 source=batch, flags=flags, fields=fields, params=parse_params(param or []), output=output, strict=strict,

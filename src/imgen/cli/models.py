@@ -80,10 +80,11 @@ def show(
     """Show every field a model accepts, its limits, and its cross-field rules."""
     json_out = json_out or (ctx.obj or {}).get("json_out", False)
     with handle_errors():
-        from .. import capabilities
+        from .. import dialects
+        from ..models import capabilities
 
-        if api is not None and api not in capabilities.DIALECTS:
-            raise UsageError(f"--api {api}: not an API imgen speaks", "use one of: " + ", ".join(capabilities.DIALECTS))
+        if api is not None and api not in dialects.DIALECTS:
+            raise UsageError(f"--api {api}: not an API imgen speaks", "use one of: " + ", ".join(dialects.DIALECTS))
         spec = capabilities.lookup(model, api)
         if spec is None:
             close = capabilities.close_ids(model)
@@ -105,11 +106,11 @@ def _list(*, remote: bool, refresh: bool, json_out: bool, profile: str | None, b
         if remote or refresh or base_url:
             _remote(messages, refresh=refresh, json_out=json_out, profile=profile, base_url=base_url)
             return
-        from .. import capabilities
+        from ..models import capabilities
 
         specs = list(capabilities.all_specs())
         if profile is not None:
-            from ..settings import resolve
+            from ..config.settings import resolve
 
             settings = resolve({"profile": profile})
             specs = [s for s in specs if s.dialect == settings.get("api")]
@@ -128,8 +129,8 @@ def _list(*, remote: bool, refresh: bool, json_out: bool, profile: str | None, b
 
 
 def _remote(messages: Any, *, refresh: bool, json_out: bool, profile: str | None, base_url: str | None) -> None:
-    from .. import capabilities, catalog
-    from ..settings import resolve
+    from ..models import capabilities, catalog
+    from ..config.settings import resolve
 
     settings = resolve({"profile": profile, "base_url": base_url})
     for warning in getattr(settings, "warnings", []):

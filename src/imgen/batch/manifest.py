@@ -1,0 +1,282 @@
+"""The batch manifest: `imgen-manifest.jsonl` in the output directory, one JSON line per finished
+job, and the `IMAGE.json` sidecars made from the same records.
+
+Appended, never rewritten. Each record is one `os.write` of one complete line on an O_APPEND
+descriptor, under a thread lock and an flock (two shards may share a directory), then fsync'd.
+A crash can at worst leave a torn last line: the reader ignores it, and the next append starts
+on a fresh line so the torn bytes never swallow a good record.
+
+A record says which files a job made and their sha256; a rerun trusts it only while every file
+is still there with that hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ImgenError
+from ..files.writer import WriteError
+
+if TYPE_CHECKING:
+    from .jobs import Job
+    from ..generation.outcome import Outcome
+    from ..generation.plan import Plan
+
+MANIFEST_NAME = "imgen-manifest.jsonl"
+FORMAT = 1
+
+try:
+    import fcntl
+except ImportError:  # Windows: the thread lock still orders this process's own appends
+    fcntl = None  # type: ignore[assignment]
+
+
+def read(path: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The latest successful record of each job key, and warnings about unreadable lines.
+
+    A line that does not parse is skipped; only one that is not the last is worth a warning,
+    since a torn last line is what an interrupted append leaves.
+    """
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):  # -o under a file: refused later, once, by the writability check
+        return {}, []
+    except OSError as exc:
+        return {}, [f"cannot read {path} ({exc.strerror}); every job runs again"]
+    lines = data.split(b"\n")
+    records: dict[str, dict[str, Any]] = {}
+    warnings: list[str] = []
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+            if number - 1 != last:
+                warnings.append(f"{path} line {number} is not a manifest record; ignored")
+            continue
+        if record.get("status") == "ok":
+            records[record["key"]] = record
+    return records, warnings
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verified_files(record: dict[str, Any], root: Path) -> list[Path] | None:
+    """The record's files, if every one is present with its recorded sha256; else None."""
+    images = record.get("images")
+    if not isinstance(images, list) or not images:
+        return None
+    paths = []
+    for image in images:
+        if not isinstance(image, dict) or not isinstance(image.get("path"), str):
+            return None
+        path = root / image["path"]
+        try:
+            if file_sha256(path) != image.get("sha256"):
+                return None
+        except OSError:
+            return None
+        paths.append(path)
+    return paths
+
+
+def relative(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def encode(document: Any, indent: int | None = None) -> bytes:
+    """One line of UTF-8 JSON (or an indented document), whatever the prompt holds."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    try:
+        return (json.dumps(document, ensure_ascii=False, indent=indent, separators=separators) + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in a prompt: escaped, but still valid JSON
+        return (json.dumps(document, indent=indent, separators=separators) + "\n").encode("ascii")
+
+
+class Manifest:
+    """Appends records to one manifest file; safe to share between the threads of a batch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = -1
+        self._lock = threading.Lock()
+
+    def append(self, record: dict[str, Any]) -> None:
+        data = encode(record)
+        with self._lock:
+            try:
+                fd = self._open()
+                with _flocked(fd):
+                    size = os.fstat(fd).st_size
+                    if size and _byte_at(fd, size - 1) != b"\n":
+                        data = b"\n" + data
+                    written = os.write(fd, data)
+                    if written != len(data):
+                        raise OSError(28, "short write")  # as ENOSPC: the usual cause
+                    os.fsync(fd)
+            except OSError as exc:
+                raise WriteError(
+                    f"cannot append to {self.path}: {exc.strerror or exc}",
+                    "the images were saved but not recorded; free space and run again (they are regenerated)",
+                ) from exc
+
+    def _open(self) -> int:
+        if self._fd < 0:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        return self._fd
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
+def _byte_at(fd: int, offset: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, 1, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # O_APPEND still sends every write to the end
+    return os.read(fd, 1)
+
+
+@contextlib.contextmanager
+def _flocked(fd: int) -> Iterator[None]:
+    if fcntl is None:
+        yield
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def write_json_atomic(path: Path, document: Any) -> None:
+    """A reader sees the old file or the whole new one, never half of it."""
+    fd, tmp = tempfile.mkstemp(prefix=".imgen-", suffix=".json.part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(encode(document, indent=2))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- records
+
+
+def shown_request(body: dict[str, Any]) -> dict[str, Any]:
+    """The request as recorded: a reference image sent inline is named by its hash, not copied."""
+
+    def short(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("data:") and len(value) > 200:
+            digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+            return f"{value.split(',', 1)[0]},... ({len(value)} chars, sha256 {digest})"
+        if isinstance(value, list):
+            return [short(v) for v in value]
+        return value
+
+    return {k: short(v) for k, v in body.items() if v is not None}
+
+
+def url_expiry(plan: Plan, response: Any) -> str | None:
+    """When a result URL stops working: the gateway's own word, else the provider's documented lifetime."""
+    if response.meta.get("expired"):
+        return str(response.meta["expired"])
+    model = plan.request.model
+    if plan.dialect == "openai" and model.startswith("dall-e-"):
+        return "60 min"
+    if plan.dialect == "openai" and model.startswith("doubao-seedream-"):
+        return "24 h"
+    return None
+
+
+def build_record(job: Job, outcome: Outcome | None, error: ImgenError | None, root: Path, elapsed: float) -> dict[str, Any]:
+    """A finished job as one manifest line: its files and their provenance, or its error."""
+    request = job.plan.request
+    record: dict[str, Any] = {
+        "format": FORMAT,
+        "key": job.key,
+        "line": job.line,
+        "status": "failed" if error else "ok",
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "elapsed": round(elapsed, 3),
+        "prompt": request.prompt,
+        "model": request.model,
+        "dialect": job.plan.dialect,
+        "base_url": job.plan.base_url,
+        "request": shown_request({**request.fields, **request.params}),
+        "images": [],
+    }
+    if outcome is not None:
+        resp = outcome.response
+        from_url = False
+        for s in outcome.saved:
+            entry: dict[str, Any] = {"index": s.item.index + 1, "path": relative(s.image.path, root), "sha256": s.image.sha256, "bytes": s.image.bytes, "format": s.image.format}
+            for key in ("revised_prompt", "size"):
+                if getattr(s.item, key):
+                    entry[key] = getattr(s.item, key)
+            from_url = from_url or bool(s.item.url and not s.item.b64_json and s.item.data is None)
+            record["images"].append(entry)
+        for key, value in (("created", resp.created), ("request_id", resp.request_id), ("usage", resp.usage)):
+            if value is not None:
+                record[key] = value
+        from ..generation.plan import cost_of
+
+        price = cost_of(job.plan, resp.usage)
+        if price["usd"] is not None:
+            record["cost_usd"] = price["usd"]
+            record["cost_note"] = price["note"]
+        expiry = url_expiry(job.plan, resp) if from_url else None
+        if expiry:
+            record["url_expires"] = expiry
+        extras = {k: v for k, v in resp.meta.items() if k not in ("expired", "model")}
+        if extras:
+            record["response"] = extras
+    if error is not None:
+        record["error"] = error.to_dict()
+    return record
+
+
+SIDECAR_KEYS = ("key", "prompt", "model", "request", "created", "request_id", "usage", "cost_usd", "cost_note", "url_expires", "response")
+
+
+def write_sidecars(record: dict[str, Any], root: Path) -> None:
+    """`<image>.json` beside each image. usage and cost are the whole request's, shared by its images."""
+    for image in record.get("images", []):
+        path = root / image["path"]
+        sidecar = path.with_name(path.name + ".json")
+        document = {"image": path.name, **{k: record[k] for k in SIDECAR_KEYS if k in record}}
+        document.update({k: v for k, v in image.items() if k != "path"})
+        try:
+            existing = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            existing = None
+        if existing != document:
+            try:
+                write_json_atomic(sidecar, document)
+            except OSError as exc:
+                raise WriteError(f"cannot write {sidecar}: {exc.strerror or exc}", "check the output directory's permissions and free space") from exc

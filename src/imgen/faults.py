@@ -1,0 +1,150 @@
+"""The one place that turns what an API said went wrong into an ImgenError.
+
+Every path that meets an API error comes here: an HTTP error status (`transport.http.send`, the
+downloads), an error inside a 200 body (the envelope gateway's `code`, a Midjourney `code`), an
+`error` event in a stream, and an image item that failed. A dialect only says where its body
+keeps the message and the code (a `read_fault` function returning a Fault); what kind of failure
+that is, what exit code it gets, whether a retry can help and what to tell the user is decided
+here, the same way for every API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import AuthError, BadResponse, ImgenError, RateLimited, RequestRejected, ServerError
+
+# Worth another try when the HTTP status says so: nothing was done, or the service was busy.
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+AUTH_HINT = "check the API key (imgen config show) and that it is valid for this base URL"
+QUOTA_HINT = "the account is out of quota: add credit or use another key; retrying will not help"
+MODERATION_HINT = "the prompt was refused by moderation: rephrase it"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What an error body says, wherever the API keeps it."""
+
+    message: str | None = None
+    code: str | None = None
+    type: str | None = None
+    param: str | None = None
+    status: int | None = None  # an HTTP-like status the body itself states (the envelope's code 429)
+
+    @property
+    def empty(self) -> bool:
+        return self.message is None and self.code is None
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def read_fault(body: Any) -> Fault:
+    """The error of any body shape imgen has met: OpenAI's and CometAPI's `{"error": {...}}`
+    (Google's adds `status`), the envelope's `{"code", "message"}` with a code other than 0,
+    midjourney-proxy's `{"code", "description"}`, FastAPI's `{"detail": [{"msg"}]}` and
+    `{"Message", "Code"}`. An empty Fault when the body names no error."""
+    if not isinstance(body, dict):
+        return Fault()
+    err = body.get("error")
+    if isinstance(err, dict):
+        code = err.get("code")
+        status = code if isinstance(code, int) and 100 <= code < 600 else None
+        # Google's {"code": 400, "status": "INVALID_ARGUMENT"}: the status word is the code.
+        word = err.get("status") if status is not None and isinstance(err.get("status"), str) else None
+        return Fault(
+            _text(err.get("message")),
+            _text(word or code or err.get("type")),
+            _text(err.get("type")),
+            _text(err.get("param")),
+            status,
+        )
+    if isinstance(err, str) and err:
+        return Fault(err, _text(body.get("code")))
+    if isinstance(body.get("Message"), str):
+        return Fault(body["Message"], _text(body.get("Code")))
+    code = body.get("code")
+    if code not in (None, 0, "0"):
+        message = body.get("message") if isinstance(body.get("message"), str) else body.get("description")
+        if isinstance(message, str):
+            status = code if isinstance(code, int) and 100 <= code < 600 else None
+            return Fault(message.strip() or None, str(code), _text(body.get("type")), status=status)
+    detail = body.get("detail")
+    if isinstance(detail, list) and detail and all(isinstance(d, dict) for d in detail):
+        first = detail[0]
+        where = first.get("loc")
+        param = str(where[-1]) if isinstance(where, list) and where else None
+        return Fault("; ".join(str(d.get("msg", "")) for d in detail[:3]), _text(first.get("type")), param=param)
+    if isinstance(detail, str) and detail:
+        return Fault(detail)
+    return Fault()
+
+
+def classify(
+    fault: Fault,
+    *,
+    status: int | None = None,
+    what: str = "the API",
+    request_id: str | None = None,
+    location: str | None = None,
+    content_type: str = "",
+) -> ImgenError:
+    """The ImgenError for `fault`. With an HTTP error `status` the text says "WHAT answered
+    STATUS: ..."; without one (the error came inside a successful answer) "WHAT: ...".
+    The result's `retryable` says whether sending the same request again can succeed."""
+    answered = status is not None and status >= 300
+    effective = status if answered else fault.status
+    code, param = fault.code, fault.param
+    if answered:
+        message = fault.message or f"HTTP {status} with {'an HTML page' if 'html' in content_type else 'no error details'}"
+        detail = f"{what} answered {status}: {message}"
+    else:
+        detail = f"{what}: {fault.message or 'no details given'}"
+    if code:
+        detail += f" (code {code})"
+    kw: dict[str, Any] = {"code": code, "status": status, "request_id": request_id}
+    key = f"{code or ''} {fault.type or ''}".lower()
+    retryable = answered and status in RETRY_STATUSES
+
+    if answered and 300 <= status < 400:
+        # The API is never followed across a redirect (the key would go along): name the target.
+        base = location.split("/v1/", 1)[0].split("/api/", 1)[0] if location else ""
+        hint = f"the API moved: use --base-url {base}" if base else "check the base URL (--base-url)"
+        error: ImgenError = RequestRejected(f"{what} answered {status}: a redirect" + (f" to {base}" if base else ""), hint, **kw)
+    elif effective in (401, 403) or "invalid_api_key" in key or "authentication" in key:
+        error = AuthError(detail, AUTH_HINT, **kw)
+    elif "insufficient_quota" in key:
+        error, retryable = RateLimited(detail, QUOTA_HINT, **kw), False
+    elif effective == 429 or "rate_limit" in key or "resource_exhausted" in key:
+        hint = "slow down or retry later (--retries raises the retry budget)" if answered else "slow down or retry later"
+        error = RateLimited(detail, hint, **kw)
+    elif "moderation" in key:
+        error = RequestRejected(detail, MODERATION_HINT, **kw)
+    elif effective is not None and effective >= 500:
+        hint = "the service is having trouble: retry later"
+        error = ServerError(detail, hint, **kw)
+    elif effective == 404:
+        error = RequestRejected(detail, "check the base URL (--base-url) and the model id (--model)", **kw)
+    elif effective == 413:
+        error = RequestRejected(detail, "send smaller reference images", **kw)
+    elif effective is None and not ("invalid_request" in key or "user_error" in key or param):
+        # An error inside an answer that says nothing of its kind: the service failed at its end.
+        error = ServerError(detail, "the service failed while generating: retry later", **kw)
+    else:
+        hint = f"change {param} and try again" if param else "change the request (prompt, size, options) and try again"
+        error = RequestRejected(detail, hint, **kw)
+    error.retryable = retryable
+    return error
+
+
+def item_error(code: str | None, message: str | None, index: int) -> ImgenError:
+    """One failed image of an answer that otherwise succeeded."""
+    text = f"image {index + 1} failed: {message} (code {code})"
+    if code in ("no_image", "bad_item", "invalid_base64", "too_large"):
+        return BadResponse(text, "the API answered with an unusable item; retry", code=code)
+    if code and "moderation" in code.lower():
+        return RequestRejected(text, MODERATION_HINT, code=code)
+    return RequestRejected(text, "change the prompt or options for this image and try again", code=code)

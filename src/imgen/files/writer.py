@@ -1,0 +1,339 @@
+"""Getting image bytes onto disk: streamed, verified, atomic, never over an existing file.
+
+Bytes go to a hidden temporary file in the target directory while they are hashed and
+counted; only once they are known to be a complete image of a supported format is the file
+linked under its final name. Any failure, Ctrl-C included, removes the temporary file.
+"""
+
+from __future__ import annotations
+
+import binascii
+import errno
+import hashlib
+import os
+import re
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import imagetype
+from ..results import SavedImage
+from ..errors import BadResponse, DownloadError, ImgenError, Interrupted
+
+B64_CHUNK = 4 * 1024 * 1024  # characters decoded at a time: a multiple of 4
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+
+# Temporary names carry host and pid, so a later run can tell the leftovers of a killed imgen
+# (SIGKILL leaves no chance to clean up) from the live files of another imgen, even one on
+# another machine writing to the same network directory.
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+_STALE = re.compile(rf"\.imgen-{_HOST}-(\d+)-[0-9a-f]+\.part")
+_swept: set[Path] = set()
+_sweep_lock = threading.Lock()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(directory: Path) -> None:
+    """Remove this host's temporary files whose imgen process is gone; once per directory."""
+    if os.name == "nt":
+        return  # os.kill(pid, 0) terminates the process there instead of probing it
+    key = directory.absolute()
+    with _sweep_lock:
+        if key in _swept:
+            return
+        _swept.add(key)
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        match = _STALE.fullmatch(entry.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+class WriteError(ImgenError):
+    """The output could not be written (permissions, full disk)."""
+
+    exit_code = BadResponse.exit_code
+
+
+class IncompleteImage(DownloadError):
+    """The bytes stop before the image does: a cut transfer, worth another try."""
+
+
+def human_size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.0f} {unit}" if value == int(value) or value >= 100 else f"{value:.1f} {unit}"
+    return f"{n} bytes"
+
+
+@dataclass
+class Session:
+    """What the images of one run share: the names already given out (so two images of a run
+    never land on one name, --overwrite or not) and a cancel switch for Ctrl-C, which only
+    reaches the main thread while downloads run on workers."""
+
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    claimed: set[Path] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise Interrupted("interrupted", None)
+
+
+def _complete(fmt: str, head: bytes, tail: bytes, total: int) -> bool:
+    """Whether the file ends where its format says it ends: catches downloads cut short."""
+    if fmt == "png":
+        return tail.endswith(b"IEND\xaeB`\x82")
+    if fmt == "jpeg":
+        return tail.rstrip(b"\x00").endswith(b"\xff\xd9")
+    if fmt == "webp":
+        return len(head) >= 8 and int.from_bytes(head[4:8], "little") + 8 <= total
+    if fmt == "gif":
+        return tail.endswith(b";")
+    return True
+
+
+def _write_error(exc: OSError, directory: Path) -> WriteError:
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        what = "no space left" if code == errno.ENOSPC else "the disk quota is used up"
+        return WriteError(f"{what} on the device holding {directory}; nothing was saved", "free some space or choose another -o directory")
+    if code == errno.EFBIG:
+        return WriteError(
+            f"the image is larger than the largest file allowed in {directory}; nothing was saved",
+            "raise the file size limit (ulimit -f) or choose another -o directory on a file system that takes large files",
+        )
+    if code == errno.EROFS:
+        return WriteError(f"cannot write to {directory}: it is on a read-only file system", "choose a writable directory with -o")
+    if code in (errno.EACCES, errno.EPERM):
+        return WriteError(f"cannot write to {directory}: permission denied", "choose a writable directory with -o, or fix its permissions")
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        return WriteError(f"cannot write to {directory}: part of that path is a file, not a directory", "give -o a directory (or a new one to create)")
+    return WriteError(f"cannot write to {directory}: {exc.strerror or exc}", "check the output directory")
+
+
+def check_writable(directory: Path) -> None:
+    """Refuse an output directory that cannot take files, before anything is paid for.
+
+    No side effects: the nearest existing ancestor must be a directory imgen may write into (the
+    rest is created at save time). Full disks can only show at write time.
+    """
+    path = Path(directory).expanduser().absolute()
+    probe = path
+    while not probe.exists():
+        if probe.is_symlink():  # dangling: mkdir would fail on it
+            raise WriteError(f"cannot write to {directory}: {probe} is a broken symbolic link", "give -o a directory (or a new one to create)")
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise _write_error(OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), path)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        # access() answers EROFS for a read-only mount even to root, who ignores permission bits.
+        try:
+            read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        raise _write_error(OSError(errno.EROFS if read_only else errno.EACCES, ""), path)
+
+
+class ImageWriter:
+    """A temporary file that becomes a verified image under a unique final name, or nothing."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        source: str = "the download",
+        session: Session | None = None,
+    ) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.source = source
+        self.session = session
+        self.spool_error: tuple[str, str] | None = None  # set when base64 decoding into it failed
+        self._fd = -1
+        self.size = 0
+        self.head = b""
+        self.tail = b""
+        self._hash = hashlib.sha256()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            sweep_stale(directory)
+            self.tmp = directory / f".imgen-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.part"
+            self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as exc:
+            raise _write_error(exc, directory) from exc
+
+    def expect(self, length: int | None) -> None:
+        """Refuse at once a body whose announced length is over the limit."""
+        if length is not None and length > self.max_bytes:
+            raise self._too_large(f"{human_size(length)} announced")
+
+    def _too_large(self, seen: str) -> DownloadError:
+        return DownloadError(
+            f"{self.source} is larger than the {human_size(self.max_bytes)} limit ({seen}); nothing was saved",
+            "raise the limit with --max-download (e.g. --max-download 1G) if the image is really that large",
+        )
+
+    def write(self, chunk: bytes) -> None:
+        if self.session is not None:
+            self.session.check()
+        if not chunk:
+            return
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise self._too_large(f"over {human_size(self.max_bytes)} received")
+        if len(self.head) < imagetype.HEAD_BYTES:
+            self.head += chunk[: imagetype.HEAD_BYTES - len(self.head)]
+        self.tail = (self.tail + chunk[-16:])[-16:]
+        self._hash.update(chunk)
+        try:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            raise _write_error(exc, self.directory) from exc
+
+    def verify(self, expected_length: int | None = None) -> str:
+        if expected_length is not None and self.size != expected_length:
+            raise IncompleteImage(
+                f"{self.source} was cut short: got {self.size} of {expected_length} bytes",
+                "retry; the link may have expired",
+            )
+        fmt = imagetype.sniff(self.head)
+        if fmt not in imagetype.SAVE_FORMATS:
+            preview = self.head[:40].decode("utf-8", "replace").strip()
+            raise BadResponse(
+                f"{self.source} is not an image (starts with {preview!r})" if self.size else f"{self.source} is empty",
+                "the server sent an error page instead of an image; retry later",
+            )
+        if not _complete(fmt, self.head, self.tail, self.size):
+            raise IncompleteImage(f"{self.source} was cut short: the {fmt} data stops before its end ({self.size} bytes)", "retry later")
+        return fmt
+
+    def commit(self, name_for: Callable[[str], str], *, overwrite: bool = False, expected_length: int | None = None) -> SavedImage:
+        """Verify, then link under name_for(ext): never over an existing file unless overwrite."""
+        fmt = self.verify(expected_length)
+        try:
+            if self.session is not None:
+                self.session.check()
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            final = self._claim(name_for(imagetype.EXTENSIONS[fmt]), overwrite)
+        except OSError as exc:
+            self.abort()
+            raise _write_error(exc, self.directory) from exc
+        except BaseException:
+            self.abort()
+            raise
+        return SavedImage(final, self.size, self._hash.hexdigest(), fmt)
+
+    def _claim(self, name: str, overwrite: bool) -> Path:
+        if self.session is None:
+            return self._link(name, overwrite, set())
+        with self.session.lock:  # choosing and linking together: two workers never pick one name
+            here = Path(self.directory).absolute()
+            taken = {p.name for p in self.session.claimed if p.parent == here}
+            final = self._link(name, overwrite, taken)
+            self.session.claimed.add(here / final.name)
+            return final
+
+    def _link(self, name: str, overwrite: bool, taken: set[str]) -> Path:
+        from .names import unique_path
+
+        if overwrite:
+            # --overwrite replaces what earlier runs left, never an image of this run.
+            final = unique_path(self.directory, name, taken=taken, overwrite=True)
+            os.replace(self.tmp, final)
+            return final
+        taken = set(taken)
+        while True:
+            final = unique_path(self.directory, name, taken=taken)
+            try:
+                os.link(self.tmp, final)  # fails if the name appeared meanwhile: no race, no overwrite
+            except FileExistsError:
+                taken.add(final.name)
+                continue
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                    raise
+                if final.exists():  # file systems without hard links: best effort
+                    taken.add(final.name)
+                    continue
+                os.replace(self.tmp, final)
+                return final
+            os.unlink(self.tmp)
+            return final
+
+    def abort(self) -> None:
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = -1
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass  # gone already; a failure to clean up must not hide the error being reported
+
+    def __enter__(self) -> ImageWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+class InvalidBase64(BadResponse):
+    """Base64 image data that does not decode."""
+
+
+def iter_b64(text: str, chunk: int = B64_CHUNK) -> Iterable[bytes]:
+    """Decode base64 a slice at a time, so a 32 MiB image never needs a second full copy."""
+    text = text.strip()
+    if text.startswith("data:") and "," in text[:100]:
+        text = text.split(",", 1)[1]
+    try:
+        for start in range(0, len(text), chunk):
+            yield binascii.a2b_base64(text[start : start + chunk], strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidBase64(f"the API sent invalid base64 image data ({exc})", _B64_HINT) from None
+
+
+_B64_HINT = "retry; if it keeps happening, the API (or a proxy in between) is corrupting its answers"
+
+
+def write_all(writer: ImageWriter, chunks: Iterable[bytes]) -> None:
+    try:
+        for piece in chunks:
+            writer.write(piece)
+    except InvalidBase64 as exc:
+        raise InvalidBase64(f"{writer.source}: {exc.message}", exc.hint) from None

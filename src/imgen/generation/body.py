@@ -1,0 +1,58 @@
+"""Reading a synchronous answer: small bodies are read whole; in a large one each base64 image
+is decoded into a temporary file as it arrives, so memory stays flat whatever the image size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import NetworkError
+from ..files import b64split
+from ..files.writer import ImageWriter
+from ..results import GenerationResponse
+
+SMALL_BODY = 4 * 1024 * 1024
+
+
+def read(response: Any, directory: Any, max_bytes: int, spools: list[ImageWriter]) -> bytes:
+    """The body, with its large base64 strings replaced by placeholders whose images went into
+    `spools` (the caller aborts them if anything fails)."""
+    import httpx
+
+    length = response.headers.get("content-length")
+    try:
+        if length is not None and length.isdigit() and int(length) <= SMALL_BODY:
+            return response.read()
+
+        def spool(index: int) -> ImageWriter:
+            writer = ImageWriter(directory, max_bytes=max_bytes, source=f"image {index + 1}")
+            spools.append(writer)
+            return writer
+
+        body, streams = b64split.split(response.iter_bytes(), spool)
+    except httpx.HTTPError as exc:
+        raise NetworkError(
+            f"the connection dropped while reading the API's answer ({type(exc).__name__})",
+            "retry; the request may already have been billed",
+        ) from exc
+    for writer, stream_ in zip(spools, streams):
+        if stream_.error:
+            writer.spool_error = stream_.error
+    return body
+
+
+def attach(parsed: GenerationResponse, spools: list[ImageWriter]) -> None:
+    """Give each parsed image whose base64 was spooled its writer; abort the rest."""
+    used: set[int] = set()
+    for item in parsed.items:
+        if item.b64_json and item.b64_json.startswith(b64split.PLACEHOLDER) and not item.failed:
+            number = int(item.b64_json[len(b64split.PLACEHOLDER) :])
+            writer = spools[number]
+            item.b64_json = None
+            if writer.spool_error:
+                item.error_code, item.error_message = writer.spool_error
+            else:
+                item.spooled = writer
+                used.add(number)
+    for number, writer in enumerate(spools):
+        if number not in used:  # failed, or a b64_json where no image item was: nothing to keep
+            writer.abort()

@@ -1,0 +1,27 @@
+"""What a caller lends a generation: callbacks into its user interface (the pipeline never
+prints) and, for a batch, connections shared between generations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Hooks:
+    retry: Callable[[str], None] = lambda text: None
+    waiting: Callable[[str], Any] | None = None  # a context manager shown while the API works
+    download_task: Callable[[str, int | None], Any] | None = None
+    stream_event: Callable[[Any], None] | None = None  # each partial/completed image of a stream (stream.Update)
+    task_progress: Callable[[str], None] | None = None  # a task's state at each poll: "IN_PROGRESS 45%"
+
+
+@dataclass
+class Connections:
+    """What the generations of a batch share: open clients (pooled connections, left open for
+    the next job) and one RetryPolicy, so a 429 pauses every job, not only the one that got it."""
+
+    api: Any = None  # transport.http.api_client(...) for the plan's base URL and key
+    downloads: Any = None  # transport.http.download_client(...)
+    policy: Any = None  # transport.http.RetryPolicy

@@ -1,0 +1,188 @@
+"""The checked plan of one generation: settings resolved, the dialect chosen, the request
+checked against its model's record, the output target decided. No network I/O: a Plan that
+exists is one that may be sent."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .. import dialects
+from ..config.settings import GENERATION_FIELDS, Settings, Sourced, mask_key, resolve
+from ..errors import AuthError, UsageError
+from ..files import names
+from ..files.writer import DEFAULT_MAX_BYTES
+from ..models import capabilities, preflight
+from ..request import GenerateRequest
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
+DEFAULT_DIALECT = "openai"  # for a model imgen has no record of, passed through unchecked
+
+
+@dataclass
+class Target:
+    """Where images go: a directory (names from the template), one named file, or stdout."""
+
+    directory: Path
+    file_name: str | None = None  # -o FILE
+    stdout: bool = False
+
+
+@dataclass
+class Plan:
+    settings: Settings
+    request: GenerateRequest
+    dialect: str
+    warnings: list[str]
+    target: Target
+    template: str
+    overwrite: bool = False
+    no_download: bool = False
+    max_bytes: int = DEFAULT_MAX_BYTES
+    api_key: Sourced | None = None
+    save_partials: bool = False  # streaming: also save each partial image
+
+    @property
+    def base_url(self) -> str:
+        return str(self.settings["base_url"]).rstrip("/")
+
+    @property
+    def module(self) -> ModuleType:
+        return dialects.get(self.dialect)
+
+    @property
+    def offline(self) -> bool:
+        return bool(getattr(self.module, "OFFLINE", False))
+
+
+def choose_dialect(model: str, settings: Settings) -> str:
+    """The model's own dialect, unless the profile forces one; an offline model stays offline
+    whatever the profile says."""
+    forced = settings.forced_dialect()
+    spec = capabilities.lookup(model, forced)
+    if spec is not None and getattr(dialects.get(spec.dialect), "OFFLINE", False):
+        return spec.dialect
+    if forced:
+        return forced
+    return spec.dialect if spec is not None else str(settings.get("api") or DEFAULT_DIALECT)
+
+
+def prepare(
+    prompt: str,
+    *,
+    flags: dict[str, Any],
+    fields: dict[str, Any],
+    params: dict[str, Any],
+    output: str | None = None,
+    overwrite: bool = False,
+    strict: bool = False,
+    no_download: bool = False,
+    save_partials: bool = False,
+    environ: dict[str, str] | None = None,
+) -> Plan:
+    """Resolve and check everything; raise UsageError listing every problem. No network I/O."""
+    settings = resolve(flags, environ)
+    model = str(settings["model"])
+    merged_fields = {k: settings.get(k) for k in GENERATION_FIELDS if settings.get(k) is not None}
+    merged_fields.update({k: v for k, v in fields.items() if v is not None})
+    merged_params = dict(settings.get("params") or {})
+    merged_params.update(params)
+    request = GenerateRequest(prompt=prompt, model=model, fields=merged_fields, params=merged_params)
+
+    dialect = choose_dialect(model, settings)
+    dialects.get(dialect)  # an unknown dialect is a config error, before anything else
+    result = preflight.check(request, dialect, strict=strict)
+    problems = list(result.problems)
+
+    template = str(settings["name"])
+    try:
+        names.render(template, prompt=prompt, index=1, ext="png", model=model)
+    except names.TemplateError as exc:
+        problems.append(f"--name: {exc}")
+    target = _target(output, settings, request.most_images(), problems)
+    if no_download and target.stdout:
+        problems.append("--no-download with -o -: nothing would be written to stdout; drop one of them")
+    if problems:
+        raise UsageError(
+            "\n  ".join(problems) if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems),
+            "nothing was sent; fix the flags above (imgen models show MODEL lists what it accepts)",
+        )
+    plan = Plan(
+        settings=settings,
+        request=request,
+        dialect=dialect,
+        warnings=[*settings.warnings, *result.warnings],
+        target=target,
+        template=template,
+        overwrite=overwrite,
+        no_download=no_download,
+        max_bytes=int(settings.get("max_download") or DEFAULT_MAX_BYTES),
+        save_partials=save_partials,
+    )
+    plan.api_key = None if plan.offline else settings.api_key()
+    return plan
+
+
+def _target(output: str | None, settings: Settings, n: int, problems: list[str]) -> Target:
+    if output == "-":
+        if n != 1:
+            problems.append(f"-o -: raw bytes on stdout hold one image, but this request can return {n}; use -n 1 (and --max-images 1) or -o DIR")
+        if sys.stdout.isatty():
+            problems.append("-o -: stdout is a terminal; redirect it to a file or a pipe (imgen ... -o - > out.png)")
+        return Target(Path("."), stdout=True)
+    raw = output if output is not None else str(settings["output_dir"])
+    path = Path(raw).expanduser()
+    if output is not None and not raw.endswith(("/", "\\")) and path.suffix.lower() in IMAGE_SUFFIXES and not path.is_dir():
+        if n != 1:
+            problems.append(f"-o {raw}: a single file holds one image, but -n is {n}; use -o DIR for several")
+        return Target(path.parent, file_name=path.name)
+    if path.exists() and not path.is_dir():
+        problems.append(f"-o {raw}: exists and is not a directory; give a directory or a new file name ending in .png/.jpg/.webp")
+    return Target(path)
+
+
+def require_key(plan: Plan) -> str | None:
+    if plan.offline:
+        return None
+    if plan.api_key is None:
+        raise AuthError(
+            plan.settings.key_problem or f"no API key for profile {plan.settings.profile!r}",
+            plan.settings.key_hint(),
+        )
+    return str(plan.api_key.value)
+
+
+def describe_request(plan: Plan) -> dict[str, Any]:
+    """What would be sent, for --dry-run: the key masked, with a curl equivalent."""
+    if plan.offline:
+        return {"offline": True, "model": plan.request.model, "body": plan.request.body()}
+    call = plan.module.build(plan.request)
+    url = plan.base_url + call.path
+    key_env = plan.settings.get("api_key_env") or "IMGEN_API_KEY"
+    key = plan.api_key.value if plan.api_key else None
+    headers = {"Authorization": f"Bearer {mask_key(key)}" if key else "(no key set)", "Content-Type": "application/json"}
+    body = json.dumps(call.body, ensure_ascii=False)
+    curl = (
+        f"curl -sS -X {call.method} {shlex.quote(url)} "
+        f'-H "Authorization: Bearer ${key_env}" -H "Content-Type: application/json" -d {shlex.quote(body)}'
+    )
+    return {"method": call.method, "url": url, "headers": headers, "body": call.body, "curl": curl, "cost": cost_of(plan)}
+
+
+def cost_of(plan: Plan, usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The cost from the cached catalog (`imgen models --remote` fills it); never fetched here,
+    so --dry-run stays free of network traffic and one-shot runs stay fast."""
+    if plan.offline:
+        return {"usd": 0.0, "note": "the offline placeholder is free"}
+    from ..models import catalog, cost
+
+    cached = catalog.read_cache(plan.base_url)
+    if cached is None:
+        return {"usd": None, "note": "no cached price list for this base URL; run: imgen models --remote"}
+    usd, note = cost.estimate_cost(plan.request.model, plan.request.n, cached, usage)
+    return {"usd": usd, "note": note}

@@ -1,0 +1,323 @@
+"""The per-model capability table, as data.
+
+Every model imgen knows is one ModelSpec record: the dialect that speaks to it, the body fields
+it takes and what each accepts. Adding a model is adding a record to SPECS; models/check.py
+compares a request with its record before anything is sent.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ..request import flag_for
+from .rules import (
+    COMPRESSION_NEEDS_LOSSY,
+    MAX_IMAGES_NEEDS_AUTO,
+    PARTIALS_NEED_STREAM,
+    REFS_PLUS_OUTPUTS,
+    SEEDREAM_MAX_TOTAL,
+    SEEDREAM_VERSION_NOTES,
+    TRANSPARENT_NEEDS_ALPHA,
+    Bool,
+    Combo,
+    Enum,
+    FloatRange,
+    FreeSize,
+    IntRange,
+    ListOf,
+    MaxImages,
+    Rule,
+    Sizes,
+    Text,
+)
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    provider: str
+    dialect: str  # the dialects/ module that speaks to it: "openai" | "envelope" | "placeholder"
+    fields: Mapping[str, Rule]
+    prompt_max: int
+    results: tuple[str, ...]  # what data[] items carry: "url", "b64_json", or "data" (local bytes)
+    default_size: str | None
+    features: tuple[str, ...]
+    note: str = ""
+    aliases: tuple[str, ...] = ()
+    family_pattern: str | None = None  # a regex over whole ids: dated snapshots, version families
+    family_label: str | None = None  # the same, for people
+    prompt_advice: int | None = None  # a soft limit: warn above it, refuse only above prompt_max
+    refused: Mapping[str, str] = field(default_factory=dict)  # field -> why this model rejects it
+    combos: tuple[Combo, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
+        object.__setattr__(self, "refused", MappingProxyType(dict(self.refused)))
+
+    @property
+    def n_range(self) -> tuple[int, int]:
+        rule = self.fields.get("n")
+        return (rule.lo, rule.hi) if isinstance(rule, IntRange) else (1, 1)
+
+    @property
+    def sizes(self) -> Sizes | None:
+        rule = self.fields.get("size")
+        return rule if isinstance(rule, Sizes) else None
+
+    def matches(self, model_id: str) -> bool:
+        if model_id == self.id or model_id in self.aliases:
+            return True
+        return bool(self.family_pattern and re.fullmatch(self.family_pattern, model_id))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "dialect": self.dialect,
+            "aliases": list(self.aliases),
+            "family": self.family_label,
+            "n": {"min": self.n_range[0], "max": self.n_range[1]},
+            "prompt_max": self.prompt_max,
+            "prompt_advice": self.prompt_advice,
+            "results": list(self.results),
+            "default_size": self.default_size,
+            "features": list(self.features),
+            "fields": {
+                name: {"flag": flag_for(name), "kind": rule.kind, **rule.to_dict()} for name, rule in self.fields.items()
+            },
+            "refused": dict(self.refused),
+            "rules": [c.text for c in self.combos],
+            "note": self.note,
+        }
+
+
+_DATED = r"-\d{4}-\d{2}-\d{2}"
+
+
+def _openai(id: str, **kw: Any) -> ModelSpec:
+    """An OpenAI model; dated snapshots (`gpt-image-2-2026-04-21`) share its record."""
+    kw.setdefault("family_pattern", re.escape(id) + _DATED)
+    kw.setdefault("family_label", f"{id}-YYYY-MM-DD")
+    return ModelSpec(id=id, provider="OpenAI", dialect="openai", **kw)
+
+
+_GPT_SIZES = Sizes(("auto", "1024x1024", "1536x1024", "1024x1536"))
+_GPT_QUALITY = Enum(("low", "medium", "high", "auto"), near=(("hd", "high"), ("standard", "medium")))
+_GPT_OPTIONS: dict[str, Rule] = {
+    "background": Enum(("transparent", "opaque", "auto")),
+    "output_format": Enum(("png", "jpeg", "webp")),
+    "output_compression": IntRange(0, 100),
+    "moderation": Enum(("low", "auto")),
+    "user": Text(),
+}
+_GPT_COMBOS = (TRANSPARENT_NEEDS_ALPHA, COMPRESSION_NEEDS_LOSSY)
+
+
+def _gpt_image(id: str, sizes: Sizes = _GPT_SIZES, note: str = "") -> ModelSpec:
+    return _openai(
+        id,
+        fields={
+            "n": IntRange(1, 10),
+            "size": sizes,
+            "quality": _GPT_QUALITY,
+            **_GPT_OPTIONS,
+            "stream": Bool(),
+            "partial_images": IntRange(0, 3),
+        },
+        refused={"response_format": "GPT image models always return base64"},
+        prompt_max=32000,
+        results=("b64_json",),
+        default_size="auto",
+        features=("text-to-image", "streaming"),
+        combos=(*_GPT_COMBOS, PARTIALS_NEED_STREAM),
+        note=note or "always returns base64; background/output_format/quality/size are echoed in the response",
+    )
+
+
+_ONE_IMAGE = "makes one image per request (n must be 1)"
+
+# Upstream gpt-image-2 rule: edges multiples of 16, longer edge <= 3840, long:short <= 3:1, and
+# 655,360..8,294,400 pixels in total. The pixel cap is 3840x2160's area, so 2880x2880 passes but
+# 3840x2400 does not: "max 3840x2160" is an area, not a box.
+GPT_IMAGE_2_FREE = FreeSize(max_edge=3840, multiple=16, max_ratio=3, min_pixels=655_360, max_pixels=8_294_400)
+
+# Seedream: the loosest bounds across the family (4.0: 1280x720..4096x4096 pixels, aspect
+# 1/16..16). Newer versions want more pixels; refusing those here would need a table per
+# version, so the server has the last word on the minimum.
+SEEDREAM_FREE = FreeSize(max_ratio=16, min_pixels=1280 * 720, max_pixels=4096 * 4096)
+
+SPECS: tuple[ModelSpec, ...] = (
+    _openai(
+        "dall-e-2",
+        fields={
+            "n": IntRange(1, 10),
+            "size": Sizes(("256x256", "512x512", "1024x1024")),
+            "quality": Enum(("standard",)),
+            "response_format": Enum(("url", "b64_json")),
+            "user": Text(),
+        },
+        prompt_max=1000,
+        results=("url", "b64_json"),
+        default_size="1024x1024",
+        features=("text-to-image",),
+        note="URLs expire after 60 minutes",
+    ),
+    _openai(
+        "dall-e-3",
+        fields={
+            "n": IntRange(1, 1, reason=_ONE_IMAGE, forward="use -n 1, or a GPT image model for up to 10"),
+            "size": Sizes(("1024x1024", "1792x1024", "1024x1792")),
+            "quality": Enum(("standard", "hd"), near=(("high", "hd"), ("medium", "standard"), ("low", "standard"))),
+            "style": Enum(("vivid", "natural")),
+            "response_format": Enum(("url", "b64_json")),
+            "user": Text(),
+        },
+        prompt_max=4000,
+        results=("url", "b64_json"),
+        default_size="1024x1024",
+        features=("text-to-image",),
+        note="returns revised_prompt; URLs expire after 60 minutes",
+    ),
+    _gpt_image("gpt-image-1"),
+    _gpt_image("gpt-image-1-mini"),
+    _gpt_image("gpt-image-1.5"),
+    _gpt_image(
+        "gpt-image-2",
+        sizes=Sizes(
+            ("auto", "1024x1024", "1536x1024", "1024x1536"),
+            free=GPT_IMAGE_2_FREE,
+            examples=("2048x2048", "2048x1152", "1152x2048", "3840x2160", "2160x3840"),
+        ),
+        note="free sizes; above 2560x1440 the output is experimental upstream; always returns base64",
+    ),
+    ModelSpec(
+        id="qwen-image",
+        provider="Alibaba (Qwen)",
+        dialect="openai",
+        fields={
+            "n": IntRange(1, 1, reason=_ONE_IMAGE, forward="use -n 1 and run again for more"),
+            "size": Sizes(("1664x928", "1472x1140", "1328x1328", "1140x1472", "928x1664")),
+        },
+        prompt_max=800,
+        results=("url",),
+        default_size="1328x1328",
+        features=("text-to-image",),
+        note="one image per request",
+    ),
+    ModelSpec(
+        id="doubao-seedream-5-0-260128",
+        provider="ByteDance (Seedream)",
+        dialect="openai",
+        family_pattern=r"doubao-seedream-[0-9a-z][0-9a-z.-]*",
+        family_label="doubao-seedream-*",
+        fields={
+            "n": IntRange(
+                1, 1, reason=_ONE_IMAGE, forward="for several related images use --sequential auto --max-images N"
+            ),
+            "size": Sizes(
+                ("2K", "4K"),
+                free=SEEDREAM_FREE,
+                examples=("2048x2048", "2304x1728", "1728x2304", "2848x1600", "1600x2848"),
+            ),
+            "response_format": Enum(("url", "b64_json")),
+            "image": ListOf(14),
+            "watermark": Bool(),
+            "sequential_image_generation": Enum(("auto", "disabled")),
+            "sequential_image_generation_options": MaxImages(1, SEEDREAM_MAX_TOTAL),
+            "seed": IntRange(-1, 2_147_483_647),
+            "guidance_scale": FloatRange(1.0, 10.0),
+            "output_format": Enum(("png", "jpeg")),
+        },
+        # No hard limit is documented: the 1000-character figure is advice (upstream puts it at
+        # 600 English words, about 4000 characters). Warn above the advice; refuse only past
+        # ~4000, where the text is more likely an accidental paste than a prompt.
+        prompt_max=4000,
+        prompt_advice=1000,
+        results=("url", "b64_json"),
+        default_size="2048x2048",
+        features=("text-to-image", "image-to-image", "sequential"),
+        combos=(REFS_PLUS_OUTPUTS, MAX_IMAGES_NEEDS_AUTO, SEEDREAM_VERSION_NOTES),
+        note="URLs are signed and expire after 24 h; the returned size can differ from the preset; watermark defaults to true",
+    ),
+    ModelSpec(
+        id="gpt-image-1.5",
+        provider="OpenAI via the envelope gateway",
+        dialect="envelope",
+        fields={
+            "n": IntRange(1, 10),
+            "size": _GPT_SIZES,
+            # The gateway requires `stream` in every body but answers with an envelope of URLs
+            # and documents no event stream, so only false can be honoured.
+            "stream": Bool(allowed=(False,), reason="answers with URLs, not an event stream (stream must be false)"),
+            "output_compression": IntRange(0, 100),
+            "quality": _GPT_QUALITY,
+            **{k: v for k, v in _GPT_OPTIONS.items() if k != "output_compression"},
+        },
+        refused={
+            "style": "the gateway lists it, but its own text says only dall-e-3 takes style",
+            "response_format": "the gateway always answers with URLs",
+            "partial_images": "the gateway documents no event stream",
+        },
+        prompt_max=32000,
+        results=("url",),
+        default_size="auto",
+        features=("text-to-image",),
+        combos=_GPT_COMBOS,
+        note="success is code == 0 inside the envelope, whatever the HTTP status",
+    ),
+    ModelSpec(
+        id="placeholder",
+        provider="imgen (offline)",
+        dialect="placeholder",
+        fields={
+            "n": IntRange(1, 10),
+            "size": Sizes((), free=FreeSize(max_edge=4096), examples=("1024x1024", "512x512", "256x256")),
+        },
+        prompt_max=32000,
+        results=("data",),
+        default_size="1024x1024",
+        features=("text-to-image",),
+        note="writes deterministic PNGs locally, no network; takes size and n only, so stray flags show up",
+    ),
+)
+
+def all_specs() -> tuple[ModelSpec, ...]:
+    return SPECS
+
+
+def lookup(model_id: str, dialect: str | None = None) -> ModelSpec | None:
+    """The record for `model_id`: exact ids and aliases before families, and among equals the
+    one for `dialect` (gpt-image-1.5 exists both on OpenAI-shaped APIs and on the envelope)."""
+    for exact in (True, False):
+        found = [
+            s
+            for s in SPECS
+            if (model_id == s.id or model_id in s.aliases) == exact and s.matches(model_id)
+        ]
+        if found:
+            same = [s for s in found if s.dialect == dialect]
+            openai = [s for s in found if s.dialect == "openai"]
+            return (same or openai or found)[0]
+    return None
+
+
+def known_ids() -> list[str]:
+    return sorted({s.id for s in SPECS} | {a for s in SPECS for a in s.aliases})
+
+
+def close_ids(model_id: str, n: int = 3) -> list[str]:
+    return difflib.get_close_matches(model_id, known_ids(), n=n, cutoff=0.5)
+
+
+def sizes_for(model_id: str, dialect: str | None = None) -> list[str]:
+    """Sizes to offer for completion: presets first, then valid examples. [] when unknown."""
+    spec = lookup(model_id, dialect)
+    sizes = spec.sizes if spec else None
+    return list(sizes.all_sizes()) if sizes else []

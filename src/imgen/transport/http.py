@@ -1,0 +1,310 @@
+"""HTTP: client factories, the retry policy, and sending with retries.
+
+What an error status means is decided by faults.classify, from the body as the dialect reads it;
+this module decides only when to send again.
+
+Two clients, never one: the API client carries the key; the download client has no auth at
+all, so a signed link (or a redirect from it) can never receive the key.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import functools
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from .. import __version__
+from ..errors import BadResponse, ImgenError, NetworkError
+from ..faults import Fault, classify, read_fault
+
+USER_AGENT = f"imgen/{__version__}"
+MAX_RETRY_AFTER = 60.0
+
+
+@functools.lru_cache(maxsize=1)
+def _tls() -> object:
+    # Loading the CA bundle costs ~20 ms a context: build it once for both clients.
+    return httpx.create_ssl_context(trust_env=True)
+
+
+def api_client(base_url: str, api_key: str | None, timeout: float) -> httpx.Client:
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return httpx.Client(
+        base_url=base_url,
+        headers=headers,
+        # Generation takes tens of seconds, sometimes minutes: the read timeout is the long one.
+        timeout=httpx.Timeout(timeout, connect=min(15.0, timeout)),
+        follow_redirects=False,
+        trust_env=True,
+        verify=_tls(),
+    )
+
+
+def download_client(timeout: float) -> httpx.Client:
+    """A client for result URLs: no key, no redirects followed by httpx, and new connections
+    checked against the URL policy that download.fetch makes active for its thread."""
+    from . import urlpolicy
+
+    transport = httpx.HTTPTransport(trust_env=True, verify=_tls())
+    pool = getattr(transport, "_pool", None)
+    if pool is not None and hasattr(pool, "_network_backend"):
+        # httpx does not expose the backend; without it the per-hop URL check still applies.
+        pool._network_backend = urlpolicy.guarded_backend(pool._network_backend)
+    # httpx reads the proxy variables only when it builds the transport itself, so the proxy
+    # routes are mounted here: behind a mandatory proxy the (paid) API call would otherwise
+    # succeed and every download fail. The proxied transports go unguarded, as the address they
+    # connect to is the proxy's, often a private one; download.fetch still checks every URL.
+    mounts = {
+        pattern: None if proxy is None else httpx.HTTPTransport(proxy=proxy, verify=_tls())
+        for pattern, proxy in environment_proxies().items()
+    }
+    return httpx.Client(
+        # identity: Content-Length must describe the bytes we count, and no decompression bombs.
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        timeout=httpx.Timeout(min(timeout, 60.0), connect=min(15.0, timeout)),
+        follow_redirects=False,
+        trust_env=True,
+        transport=transport,
+        mounts=mounts,
+    )
+
+
+def environment_proxies() -> dict[str, str | None]:
+    """httpx mount patterns for the proxy variables, read as httpx reads them for the API client
+    (a None route means "no proxy": NO_PROXY's hosts)."""
+    import ipaddress
+    import urllib.request
+
+    found = urllib.request.getproxies()
+    routes: dict[str, str | None] = {}
+    for scheme in ("http", "https", "all"):
+        if found.get(scheme):
+            proxy = found[scheme]
+            routes[f"{scheme}://"] = proxy if "://" in proxy else f"http://{proxy}"
+    for host in (h.strip() for h in found.get("no", "").split(",")):
+        if host == "*":
+            return {}
+        if not host:
+            continue
+        if "://" in host:
+            routes[host] = None
+            continue
+        try:
+            ip = ipaddress.ip_address(host.split("/")[0])  # a network (10.0.0.0/8) is kept whole
+        except ValueError:
+            ip = None
+        if ip is not None:
+            routes[f"all://[{host}]" if ip.version == 6 else f"all://{host}"] = None
+        elif host.lower() == "localhost":
+            routes[f"all://{host}"] = None
+        else:
+            # curl's rule: "example.com" covers it and its subdomains, ".example.com" only the latter.
+            routes[f"all://*{host}"] = None
+    return routes
+
+
+def parse_retry_after(headers: httpx.Headers | dict) -> float | None:
+    """Seconds to wait, from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@dataclass
+class RetryPolicy:
+    retries: int = 2
+    base: float = 0.5
+    cap: float = 20.0
+    sleep: Callable[[float], None] = time.sleep
+    # Shared by every job of a batch so one 429 slows them all, not only the one that got it.
+    pause_until: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, MAX_RETRY_AFTER)
+        backoff = min(self.cap, self.base * (2**attempt))
+        return backoff * (0.5 + random.random() / 2)  # jitter: spread simultaneous retries apart
+
+    def hold(self, seconds: float) -> None:
+        with self.lock:
+            self.pause_until = max(self.pause_until, time.monotonic() + seconds)
+
+    def wait_turn(self) -> None:
+        while True:
+            with self.lock:
+                remaining = self.pause_until - time.monotonic()
+            if remaining <= 0:
+                return
+            self.sleep(remaining)
+
+
+def _body_json(response: httpx.Response) -> object:
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+API_HINT = "check the base URL points at an image API; retry later if it is a proxy error page"
+
+
+def json_body(body: bytes, *, what: str, content_type: str | None, hint: str = API_HINT) -> object:
+    """Parse a JSON answer, or say plainly what came instead (the first bytes, the type)."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        snippet = body.removeprefix(b"\xef\xbb\xbf").strip()[:60].decode("utf-8", "replace")
+        raise BadResponse(f"{what} is not JSON ({content_type or 'no content type'}: {snippet!r})", hint) from None
+
+
+def error_for_status(
+    response: httpx.Response, *, what: str = "the API", read: Callable[[object], Fault] = read_fault
+) -> ImgenError:
+    """The classified error of a response with an error status; `read` is the dialect's reader."""
+    return classify(
+        read(_body_json(response)),
+        status=response.status_code,
+        what=what,
+        request_id=response.headers.get("x-request-id"),
+        location=response.headers.get("location"),
+        content_type=response.headers.get("content-type", ""),
+    )
+
+
+def _host(exc: httpx.HTTPError) -> str | None:
+    try:
+        return exc.request.url.host or None
+    except (RuntimeError, AttributeError):
+        return None
+
+
+def network_error(exc: httpx.HTTPError, target: str) -> ImgenError:
+    """The message for a transport failure; the host is named, never the path or query (a
+    signed link's query is a credential)."""
+    host = _host(exc)
+    where = f"{target} ({host})" if host else target
+    api = target == "the API"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return NetworkError(f"timed out connecting to {where}", "check the network and the base URL, or raise --timeout")
+    if isinstance(exc, httpx.ReadTimeout):
+        if api:
+            return NetworkError(
+                f"{where} did not answer in time",
+                "raise --timeout; the request may still have been billed, so check before retrying",
+            )
+        return NetworkError(f"{where} stopped sending in time", "raise --timeout, or retry when the network is faster")
+    if isinstance(exc, httpx.TimeoutException):
+        return NetworkError(f"timed out talking to {where}", "raise --timeout or retry later")
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc)
+        if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text or "No address associated" in text:
+            hint = "check the base URL's host name and DNS" if api else "check DNS; the API handed out a link to a host that does not resolve"
+            return NetworkError(f"could not resolve {host} ({target})" if host else f"could not resolve the host of {target}", hint)
+        if "refused" in text.lower():
+            hint = "check the base URL and that the service is running" if api else "the download host is not accepting connections; retry later"
+            return NetworkError(f"{where} refused the connection", hint)
+        return NetworkError(f"could not connect to {where}: {text or type(exc).__name__}", "check the base URL and the network")
+    if isinstance(exc, httpx.TooManyRedirects):
+        return BadResponse(f"too many redirects from {where}", "the link redirects in a loop")
+    if isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError)):
+        return NetworkError(f"{where} dropped the connection ({exc or type(exc).__name__})", "retry later")
+    return NetworkError(f"connection to {where} failed: {exc or type(exc).__name__}", "retry later")
+
+
+# Nothing came back: connect failures, and connections dropped before an answer (a reset).
+RETRYABLE_EXCEPTIONS = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.PoolTimeout,
+)
+# Of those, the ones raised before a byte of the request left: safe to repeat even when billed.
+NOT_SENT_EXCEPTIONS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def send(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    json_body: dict | None = None,
+    stream: bool = False,
+    policy: RetryPolicy,
+    on_retry: Callable[[str], None] | None = None,
+    target: str = "the API",
+    read: Callable[[object], Fault] = read_fault,
+    billed: bool = False,
+) -> httpx.Response:
+    """Send with retries; return a successful response (streamed responses are left open).
+
+    Retried: connect errors (nothing was sent), dropped connections before an answer, and the
+    statuses faults.classify calls retryable (408/409/429/5xx, but not insufficient_quota).
+    `billed` (a task submit, paid on arrival): a connection dropped after sending may have
+    created the task, so it is reported, never sent again.
+    """
+    attempt = 0
+    while True:
+        policy.wait_turn()
+        try:
+            request = client.build_request(method, url, json=json_body)
+            response = client.send(request, stream=stream)
+        except RETRYABLE_EXCEPTIONS as exc:
+            if attempt >= policy.retries or (billed and not isinstance(exc, NOT_SENT_EXCEPTIONS)):
+                raise network_error(exc, target) from exc
+            delay = policy.delay(attempt, None)
+            if on_retry:
+                on_retry(f"{network_error(exc, target).message}; retrying in {delay:.1f}s")
+        except httpx.HTTPError as exc:
+            raise network_error(exc, target) from exc
+        else:
+            if response.status_code < 300:
+                return response
+            if stream:
+                try:
+                    response.read()
+                except httpx.HTTPError as exc:
+                    response.close()
+                    raise network_error(exc, target) from exc
+            response.close()
+            error = error_for_status(response, what=target, read=read)
+            if not error.retryable or attempt >= policy.retries:
+                raise error
+            retry_after = parse_retry_after(response.headers)
+            delay = policy.delay(attempt, retry_after)
+            if on_retry:
+                on_retry(f"{target} answered {response.status_code}; retrying in {delay:.1f}s")
+            if response.status_code == 429:
+                policy.hold(delay)  # wait_turn() sleeps it off, for every job sharing the policy
+                delay = 0.0
+        if delay:
+            policy.sleep(delay)
+        attempt += 1
