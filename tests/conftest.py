@@ -22,6 +22,14 @@ IMGEN_ENV_PREFIXES = ("IMGEN_",)
 KEY_VARS = ("COMETAPI_KEY", "OPENAI_API_KEY", "DIANMING_API_KEY")
 
 
+def interruptible() -> None:
+    """preexec_fn for a child a test will Ctrl-C: a runner started in the background by a shell
+    without job control ignores SIGINT, and its children would inherit that."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _imgen_executable() -> str:
     found = shutil.which("imgen", path=str(Path(sys.executable).parent)) or shutil.which("imgen")
     if not found:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import API_KEY
 from typer.testing import CliRunner
 
+from conftest import API_KEY
 from imgen.cli import app
 
 SEEDREAM = "doubao-seedream-5-0-260128"

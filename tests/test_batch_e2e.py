@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, IMGEN
+
+from conftest import API_KEY, IMGEN, interruptible
 
 MANIFEST = "imgen-manifest.jsonl"
 
@@ -48,7 +49,8 @@ def sha256(path: Path) -> str:
 def start_imgen(server, cwd: Path, *args: str) -> subprocess.Popen:
     env = dict(os.environ, IMGEN_BASE_URL=server.base_url, COMETAPI_KEY=API_KEY)
     return subprocess.Popen(
-        [IMGEN, *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [IMGEN, *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=interruptible,
     )
 
 

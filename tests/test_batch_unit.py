@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imgen.batch import runner as batch, jobs, manifest
-from imgen.files import writer as save
+from imgen.batch import jobs, manifest
+from imgen.batch import runner as batch
 from imgen.errors import ExitCode, RequestRejected, UsageError
+from imgen.files import writer as save
 
 # --- parsing --------------------------------------------------------------------------------
 

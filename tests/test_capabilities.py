@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgen.models import capabilities as caps, preflight
 from imgen.errors import ExitCode, UsageError
+from imgen.models import capabilities as caps
+from imgen.models import preflight
 from imgen.request import FLAG_FOR_FIELD, GenerateRequest
 
 

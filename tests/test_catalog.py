@@ -9,12 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from fakeserver import FakeServer
 
+from fakeserver import FakeServer
+from imgen.errors import BadResponse, NetworkError, ServerError
 from imgen.models import catalog
 from imgen.models.catalog import CatalogEntry
 from imgen.models.cost import estimate_cost, price_for
-from imgen.errors import BadResponse, NetworkError, ServerError
 
 DAY = 24 * 3600.0
 T0 = 1_780_000_000.0

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import IMGEN
 
 ROOT = Path(__file__).resolve().parent.parent

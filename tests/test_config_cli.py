@@ -11,8 +11,8 @@ import types
 import pytest
 from typer.testing import CliRunner
 
-from imgen.config import settings as st
 from imgen.cli import app
+from imgen.config import settings as st
 
 CANARY = "sk-SECRET-canary-0123456789"
 MASKED = "sk-...6789"

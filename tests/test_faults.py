@@ -21,11 +21,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import API_KEY, IMGEN
 
-from imgen.transport import http
-from imgen.files import writer as save
+from conftest import API_KEY, IMGEN, interruptible
 from imgen.errors import NetworkError
+from imgen.files import writer as save
+from imgen.transport import http
 
 RETRIES = ("--retries", "1")
 
@@ -251,6 +251,7 @@ def test_ctrl_c_during_download_leaves_nothing(server, outdir, tmp_path, netguar
     proc = subprocess.Popen(
         [IMGEN, "generate", "x", "-m", "dall-e-2", "-n", str(n), "-o", target],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
+        preexec_fn=interruptible,
     )
     try:
         deadline = time.monotonic() + 15

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import API_KEY, IMGEN
 
 PROMPT = "A paper boat floating on calm water at sunrise"

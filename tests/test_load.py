@@ -8,6 +8,7 @@ import os
 import subprocess
 
 import pytest
+
 from conftest import API_KEY, IMGEN
 from test_batch_e2e import MANIFEST, images, sha256, temp_files, write_prompts
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakeserver import FakeServer
 from typer.testing import CliRunner
 
-from imgen.models import capabilities, catalog
+from fakeserver import FakeServer
 from imgen.cli import app
 from imgen.errors import ExitCode
+from imgen.models import capabilities, catalog
 
 
 @pytest.fixture

@@ -9,7 +9,19 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from imgen.files import names
-from imgen.files.names import DEFAULT_TEMPLATE, MAX_RENDERED_BYTES, MAX_UNIQUE_BYTES, NameReserver, TemplateError, render, safe_name, slugify, template_fields, unique_path, validate_template
+from imgen.files.names import (
+    DEFAULT_TEMPLATE,
+    MAX_RENDERED_BYTES,
+    MAX_UNIQUE_BYTES,
+    NameReserver,
+    TemplateError,
+    render,
+    safe_name,
+    slugify,
+    template_fields,
+    unique_path,
+    validate_template,
+)
 
 PROMPT = "A paper boat floating on calm water at sunrise"  # the README's example
 NOW = dt.datetime(2026, 11, 21, 9, 8, 7)

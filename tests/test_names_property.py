@@ -13,10 +13,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from test_names import _TEMPLATES, _assert_safe
 
 from imgen.files import names
 from imgen.files.writer import ImageWriter, Session
+from test_names import _TEMPLATES, _assert_safe
 
 NOW = dt.datetime(2026, 11, 21, 9, 8, 7)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16 + b"IEND\xaeB`\x82"  # sniffs as a complete PNG

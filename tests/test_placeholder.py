@@ -5,8 +5,8 @@ import zlib
 import pytest
 
 from imgen.dialects import placeholder
-from imgen.files.imagetype import png_size, sniff
 from imgen.dialects.placeholder import MAX_SIDE, generate, parse_size, render_png
+from imgen.files.imagetype import png_size, sniff
 
 
 def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:

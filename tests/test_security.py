@@ -17,11 +17,11 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from conftest import API_KEY, files_holding_secrets
 from fakeserver import FakeServer, make_image
-
-from imgen.transport import http, urlpolicy
 from imgen.errors import DownloadError
+from imgen.transport import http, urlpolicy
 from imgen.transport.urlpolicy import UrlPolicy
 
 PUBLIC_HTTPS = UrlPolicy.for_api("https://93.184.216.34")  # an API on a public address

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY
 
+from conftest import API_KEY
 from imgen.dialects.placeholder import render_png
 
 SEEDREAM = "doubao-seedream-5-0-260128"

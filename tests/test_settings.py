@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import imgen
-from imgen.config import edit as config_edit, configfile, credentials
+from imgen.config import configfile, credentials
+from imgen.config import edit as config_edit
 from imgen.config import settings as st
 from imgen.errors import ConfigError, ExitCode, UsageError
 from imgen.request import FLAG_FOR_FIELD

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from fakeserver import make_image
 
 PROMPT = "a paper boat at sunrise"

@@ -5,15 +5,15 @@ import binascii
 import json
 
 import pytest
-from fakeserver import make_image
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fakeserver import make_image
 from imgen import pipeline
 from imgen.errors import AuthError, BadResponse, ExitCode, RateLimited, RequestRejected, ServerError
-from imgen.results import GenerationResponse
 from imgen.generation import saving
 from imgen.generation.stream import StreamReader, Update, _add_usage, _b64_size, event_error
+from imgen.results import GenerationResponse
 
 
 def plan_for(tmp_path, monkeypatch, *, n=1, partials=2, save_partials=True, output=None):

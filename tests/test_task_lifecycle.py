@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import placeholder_tasks
 import pytest
-from conftest import API_KEY
 
+import placeholder_tasks
+from conftest import API_KEY
 from imgen import dialects, pipeline
 from imgen.errors import ExitCode, NetworkError, RequestRejected
 from imgen.models import capabilities

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+
 from conftest import API_KEY, IMGEN
 
 pytestmark = pytest.mark.slow

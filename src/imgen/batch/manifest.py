@@ -27,9 +27,9 @@ from ..errors import ImgenError
 from ..files.writer import WriteError
 
 if TYPE_CHECKING:
-    from .jobs import Job
     from ..generation.outcome import Outcome
     from ..generation.plan import Plan
+    from .jobs import Job
 
 MANIFEST_NAME = "imgen-manifest.jsonl"
 FORMAT = 1

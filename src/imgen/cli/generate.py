@@ -5,51 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
 
 import typer
 
 from ..errors import ExitCode, ImgenError, UsageError
-from . import complete
-from .common import JsonOption, ProfileOption, debug_enabled, handle_errors
+from . import options as o
+from .common import debug_enabled, handle_errors
 
-GEN = "Generation"
-SEED = "Seedream"
-STREAM = "Streaming (GPT image models)"
-BATCH = "Batch"
-OUT = "Output"
-CONN = "Connection"
-
-
-def parse_params(values: list[str]) -> dict[str, Any]:
-    """--param KEY=VALUE: VALUE is JSON when it parses (true, 3, {"a":1}), else a string."""
-    params: dict[str, Any] = {}
-    for raw in values:
-        key, sep, value = raw.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UsageError(f"--param {raw!r}: expected KEY=VALUE", "e.g. --param watermark=false --param seed=42")
-        if key in ("prompt", "model"):
-            raise UsageError(f"--param {key}: set it with {'PROMPT' if key == 'prompt' else '--model'} instead")
-        try:
-            params[key] = json.loads(value)
-        except ValueError:
-            params[key] = value
-    return params
-
-
-def parse_size_limit(raw: str) -> int:
-    """--max-download 256M: a byte count with an optional K/M/G suffix (powers of 1024)."""
-    text = raw.strip().upper().removesuffix("B").removesuffix("I")
-    scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1:], 1)
-    number = text[:-1] if text[-1:] in "KMG" else text
-    try:
-        value = int(float(number) * scale)
-    except (ValueError, OverflowError):  # OverflowError: "inf", "1e400"
-        value = 0
-    if value <= 0:
-        raise UsageError(f"--max-download {raw!r}: expected a size such as 256M or 1G")
-    return value
+# The order --help shows them in; panels (Generation, Seedream, ...) come from each record.
+OPTIONS = (o.PROMPT, *o.GENERATION, *o.SEEDREAM, *o.STREAMING, *o.BATCHES, o.STRICT, *o.OUTPUT, *o.CONNECTION)
 
 
 def read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
@@ -75,218 +39,80 @@ def read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
     return text
 
 
-def generate(
-    prompt: Annotated[str | None, typer.Argument(help="What to draw. '-' reads it from stdin.", show_default=False, metavar="PROMPT")] = None,
-    prompt_file: Annotated[
-        Path | None, typer.Option("--prompt-file", help="Read the prompt from a file.", rich_help_panel=GEN, show_default=False)
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Model id (imgen models lists them). [default: dall-e-3]", rich_help_panel=GEN, show_default=False, autocompletion=complete.model_ids)
-    ] = None,
-    n: Annotated[int | None, typer.Option("-n", "--n", help="Number of images.", rich_help_panel=GEN, show_default=False)] = None,
-    size: Annotated[
-        str | None, typer.Option("--size", "-s", help="Image size, e.g. 1024x1024 (model-dependent).", rich_help_panel=GEN, show_default=False, autocompletion=complete.sizes)
-    ] = None,
-    quality: Annotated[
-        str | None, typer.Option("--quality", "-Q", help="standard|hd (dall-e-3), low|medium|high|auto (GPT image).", rich_help_panel=GEN, show_default=False)
-    ] = None,
-    style: Annotated[str | None, typer.Option("--style", help="vivid|natural (dall-e-3 only).", rich_help_panel=GEN, show_default=False)] = None,
-    background: Annotated[
-        str | None, typer.Option("--background", help="transparent|opaque|auto (GPT image).", rich_help_panel=GEN, show_default=False)
-    ] = None,
-    output_format: Annotated[
-        str | None, typer.Option("--output-format", help="png|jpeg|webp (GPT image); png|jpeg (Seedream).", rich_help_panel=GEN, show_default=False)
-    ] = None,
-    compression: Annotated[
-        int | None, typer.Option("--compression", help="0-100, jpeg/webp output only (GPT image).", rich_help_panel=GEN, show_default=False)
-    ] = None,
-    moderation: Annotated[str | None, typer.Option("--moderation", help="low|auto (GPT image).", rich_help_panel=GEN, show_default=False)] = None,
-    response_format: Annotated[
-        str | None, typer.Option("--response-format", help="url|b64_json (dall-e, Seedream; never GPT image).", rich_help_panel=GEN, show_default=False)
-    ] = None,
-    user: Annotated[str | None, typer.Option("--user", help="End-user id passed to the API.", rich_help_panel=GEN, show_default=False)] = None,
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", help="Extra body field KEY=VALUE (VALUE as JSON when it parses). Repeatable.", rich_help_panel=GEN, show_default=False),
-    ] = None,
-    image: Annotated[
-        list[str] | None,
-        typer.Option("--image", "-i", help="Reference image: a file (sent as a data URI) or a URL. Repeatable, at most 14.", rich_help_panel=SEED, show_default=False),
-    ] = None,
-    watermark: Annotated[
-        bool | None, typer.Option("--watermark/--no-watermark", help="The 'AI Generated' mark (on by default at the API).", rich_help_panel=SEED, show_default=False)
-    ] = None,
-    sequential: Annotated[
-        bool, typer.Option("--sequential", help="Generate a related sequence of images (with --max-images).", rich_help_panel=SEED)
-    ] = False,
-    max_images: Annotated[
-        int | None, typer.Option("--max-images", help="Images in a --sequential run; references + images <= 15.", rich_help_panel=SEED, show_default=False)
-    ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="-1..2147483647 (ignored by newer models).", rich_help_panel=SEED, show_default=False)] = None,
-    guidance: Annotated[
-        float | None, typer.Option("--guidance", help="Prompt adherence 1.0-10.0 (ignored by 5.0).", rich_help_panel=SEED, show_default=False)
-    ] = None,
-    stream: Annotated[bool, typer.Option("--stream", help="Stream the generation, showing partial images as they arrive.", rich_help_panel=STREAM)] = False,
-    partials: Annotated[
-        int | None, typer.Option("--partials", help="Partial images to stream per image, 0-3.", rich_help_panel=STREAM, show_default=False)
-    ] = None,
-    save_partials: Annotated[
-        bool, typer.Option("--save-partials", help="Also save partials as NAME.partial-K.EXT.", rich_help_panel=STREAM)
-    ] = False,
-    events: Annotated[
-        bool, typer.Option("--events", help="With --json: one JSON line per stream event (NDJSON).", rich_help_panel=STREAM)
-    ] = False,
-    batch: Annotated[
-        str | None,
-        typer.Option("--batch", help="Run every prompt in FILE (one per line, or JSON Lines); - for stdin.", rich_help_panel=BATCH, show_default=False),
-    ] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-j", help="Batch jobs in flight.", rich_help_panel=BATCH, min=1, max=64)] = 4,
-    force: Annotated[bool, typer.Option("--force", help="Regenerate batch jobs already in the manifest.", rich_help_panel=BATCH)] = False,
-    sidecar: Annotated[bool, typer.Option("--sidecar", help="Write IMAGE.json with each image's provenance.", rich_help_panel=BATCH)] = False,
-    max_total_images: Annotated[
-        int | None, typer.Option("--max-total-images", help="Stop the batch before it would make more images than this.", rich_help_panel=BATCH, show_default=False)
-    ] = None,
-    max_cost: Annotated[
-        float | None, typer.Option("--max-cost", help="Stop the batch before its estimated cost (USD) would exceed this.", rich_help_panel=BATCH, show_default=False)
-    ] = None,
-    shard: Annotated[
-        str | None, typer.Option("--shard", help="Run share I of N of the batch jobs (I/N, 1-based).", rich_help_panel=BATCH, show_default=False)
-    ] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Refuse model ids imgen does not know.", rich_help_panel=GEN)] = False,
-    output: Annotated[
-        str | None,
-        typer.Option("--output", "-o", help="Directory, file name (one image), or - for raw bytes on stdout. [default: .]", rich_help_panel=OUT, show_default=False),
-    ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option("--name", help="File name template: {date} {time} {slug} {index} {model} {hash} {ext}.", rich_help_panel=OUT, show_default=False),
-    ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files instead of adding -2, -3...", rich_help_panel=OUT)] = False,
-    no_download: Annotated[
-        bool, typer.Option("--no-download", help="Print result URLs on stdout instead of saving them.", rich_help_panel=OUT)
-    ] = False,
-    json_out: JsonOption = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the request (key masked) and a curl equivalent; send nothing.", rich_help_panel=OUT)] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.", rich_help_panel=OUT)] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Explain: settings, retries, timings.", rich_help_panel=OUT)] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.", rich_help_panel=OUT)] = False,
-    profile: ProfileOption = None,
-    base_url: Annotated[
-        str | None, typer.Option("--base-url", help="API base URL (env IMGEN_BASE_URL).", rich_help_panel=CONN, show_default=False)
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option("--timeout", help="Seconds to wait for the API, and for each download. [default: 300]", rich_help_panel=CONN, show_default=False)
-    ] = None,
-    retries: Annotated[
-        int | None, typer.Option("--retries", help="Retries for 429/5xx/connection errors. [default: 2]", rich_help_panel=CONN, show_default=False, min=0, max=10)
-    ] = None,
-    max_download: Annotated[
-        str | None, typer.Option("--max-download", help="Largest image accepted, e.g. 256M, 1G. [default: 256M]", rich_help_panel=CONN, show_default=False)
-    ] = None,
-) -> None:
+@o.command(OPTIONS)
+def generate(args: o.Args) -> None:
     """Generate images from PROMPT and save them; print one path per line."""
     from ..report import Messages
 
-    messages = Messages(quiet=quiet, verbose=verbose, debug=debug or debug_enabled())
+    messages = Messages(quiet=args.quiet, verbose=args.verbose, debug=args.debug or debug_enabled())
     with handle_errors(messages):
-        from .. import pipeline
-
-        _check_batch_flags(
-            batch,
-            prompt=prompt is not None or prompt_file is not None,
-            stream=stream or partials is not None or save_partials or events,
-            no_download=no_download,
-            name=name is not None,
-            overwrite=overwrite,
-            only_batch={"--force": force, "--sidecar": sidecar, "--max-total-images": max_total_images is not None, "--max-cost": max_cost is not None, "--shard": shard is not None},
-            max_total_images=max_total_images,
-            max_cost=max_cost,
-        )
-        if output == "-" and json_out and not dry_run:
+        _check_batch_flags(args)
+        if args.output == "-" and args.json_out and not args.dry_run:
             raise UsageError("-o - with --json: stdout would hold both the image bytes and the JSON", "drop one of them")
-        text = read_prompt(prompt, prompt_file) if batch is None else ""
-        flags = {
-            "profile": profile,
-            "base_url": base_url,
-            "model": model,
-            "name": name,
-            "timeout": timeout,
-            "retries": retries,
-            "max_download": parse_size_limit(max_download) if max_download else None,
-        }
-        fields = {
-            "n": n,
-            "size": size,
-            "quality": quality,
-            "style": style,
-            "background": background,
-            "output_format": output_format,
-            "output_compression": compression,
-            "moderation": moderation,
-            "response_format": response_format,
-            "user": user,
-            "watermark": watermark,
-            "seed": seed,
-            "guidance_scale": guidance,
-            "sequential_image_generation": "auto" if sequential else None,
-            "sequential_image_generation_options": {"max_images": max_images} if max_images is not None else None,
-            "stream": True if stream else None,
-            "partial_images": partials,
-        }
-        if image:
-            from ..files.refs import load_references
-
-            fields["image"] = load_references(image)
-        if batch is not None:
-            from ..batch import runner as batches
-            from ..batch.jobs import parse_shard
-
-            options = batches.BatchOptions(
-                source=batch, flags=flags, fields=fields, params=parse_params(param or []), output=output, strict=strict,
-                concurrency=concurrency, force=force, sidecar=sidecar, max_total_images=max_total_images, max_cost=max_cost,
-                shard=parse_shard(shard) if shard is not None else None, json_out=json_out, dry_run=dry_run, quiet=quiet,
-            )
-            code = batches.run(options, messages)
-            if code:
-                raise typer.Exit(code)
+        text = read_prompt(args.prompt, args.prompt_file) if args.batch is None else ""
+        parts = o.request_parts(args, OPTIONS)
+        if args.batch is not None:
+            _run_batch(args, parts, messages)
             return
-        plan = pipeline.prepare(
-            text,
-            flags=flags,
-            fields=fields,
-            params=parse_params(param or []),
-            output=output,
-            overwrite=overwrite,
-            strict=strict,
-            no_download=no_download,
-            save_partials=save_partials,
-        )
-        for warning in plan.warnings:
-            messages.warn(warning)
-        _check_stream_flags(plan, messages, events=events, json_out=json_out, save_partials=save_partials)
-        if dry_run:
-            _print_dry_run(pipeline.describe_request(plan), json_out)
-            return
-        messages.detail(f"profile {plan.settings.profile}: {plan.dialect} API at {plan.base_url}, model {plan.request.model}")
-        ndjson = events and json_out
-        try:
-            outcome = _run(plan, messages, quiet, events=ndjson)
-        except ImgenError as exc:
-            if ndjson:  # the NDJSON reader learns how the stream ended without parsing stderr
-                _ndjson_line({"event": "error", **exc.to_dict()})
-            raise
-        _report(outcome, messages, json_out, events=ndjson)
-        if outcome.exit_code != ExitCode.OK:
-            raise typer.Exit(int(outcome.exit_code))
+        _generate_one(text, args, parts, messages)
 
 
-def _check_batch_flags(batch: str | None, *, prompt: bool, stream: bool, no_download: bool, name: bool, overwrite: bool, only_batch: dict[str, bool], max_total_images: int | None, max_cost: float | None) -> None:
+def _generate_one(text: str, args: o.Args, parts: o.RequestParts, messages) -> None:  # noqa: ANN001
+    from .. import pipeline
+
+    plan = pipeline.prepare(
+        text, flags=parts.flags, fields=parts.fields, params=parts.params, output=args.output, overwrite=args.overwrite,
+        strict=args.strict, no_download=args.no_download, save_partials=args.save_partials,
+    )
+    for warning in plan.warnings:
+        messages.warn(warning)
+    _check_stream_flags(plan, messages, events=args.events, json_out=args.json_out, save_partials=args.save_partials)
+    if args.dry_run:
+        _print_dry_run(pipeline.describe_request(plan), args.json_out)
+        return
+    messages.detail(f"profile {plan.settings.profile}: {plan.dialect} API at {plan.base_url}, model {plan.request.model}")
+    ndjson = args.events and args.json_out
+    try:
+        outcome = _run(plan, messages, args.quiet, events=ndjson)
+    except ImgenError as exc:
+        if ndjson:  # the NDJSON reader learns how the stream ended without parsing stderr
+            _ndjson_line({"event": "error", **exc.to_dict()})
+        raise
+    _report(outcome, messages, args.json_out, events=ndjson)
+    if outcome.exit_code != ExitCode.OK:
+        raise typer.Exit(int(outcome.exit_code))
+
+
+def _run_batch(args: o.Args, parts: o.RequestParts, messages) -> None:  # noqa: ANN001
+    from ..batch import runner
+    from ..batch.jobs import parse_shard
+
+    options = runner.BatchOptions(
+        source=args.batch, flags=parts.flags, fields=parts.fields, params=parts.params, output=args.output, strict=args.strict,
+        concurrency=args.concurrency, force=args.force, sidecar=args.sidecar, max_total_images=args.max_total_images,
+        max_cost=args.max_cost, shard=parse_shard(args.shard) if args.shard is not None else None, json_out=args.json_out,
+        dry_run=args.dry_run, quiet=args.quiet,
+    )
+    code = runner.run(options, messages)
+    if code:
+        raise typer.Exit(code)
+
+
+def _check_batch_flags(args: o.Args) -> None:
     """The options that make no sense with --batch, or only with it; refused before any I/O."""
-    if batch is None:
+    if args.batch is None:
+        only_batch = {
+            "--force": args.force, "--sidecar": args.sidecar, "--max-total-images": args.max_total_images is not None,
+            "--max-cost": args.max_cost is not None, "--shard": args.shard is not None,
+        }
         given = [flag for flag, on in only_batch.items() if on]
         if given:
             raise UsageError(f"{', '.join(given)}: only with --batch FILE", "run a batch: imgen generate --batch prompts.txt")
         return
+    prompt = args.prompt is not None or args.prompt_file is not None
+    stream = args.stream or args.partials is not None or args.save_partials or args.events
+    no_download, name, overwrite = args.no_download, args.name is not None, args.overwrite
+    max_total_images, max_cost = args.max_total_images, args.max_cost
     problems = []
     if prompt:
         problems.append("PROMPT or --prompt-file with --batch: the prompts come from the batch file; give one or the other")
@@ -316,6 +142,7 @@ def _run(plan, messages, quiet, *, events: bool = False):  # noqa: ANN001, ANN20
         waiting=progress.waiting,
         download_task=progress.task,
         stream_event=_stream_listener(progress, messages, quiet, events),
+        task_progress=lambda text: messages.info(f"imgen: {text}"),
     )
     try:
         return pipeline.run(plan, hooks)

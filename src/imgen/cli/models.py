@@ -129,8 +129,8 @@ def _list(*, remote: bool, refresh: bool, json_out: bool, profile: str | None, b
 
 
 def _remote(messages: Any, *, refresh: bool, json_out: bool, profile: str | None, base_url: str | None) -> None:
-    from ..models import capabilities, catalog
     from ..config.settings import resolve
+    from ..models import capabilities, catalog
 
     settings = resolve({"profile": profile, "base_url": base_url})
     for warning in getattr(settings, "warnings", []):

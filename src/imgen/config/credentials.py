@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import configfile
 from ..errors import ConfigError, UsageError
+from . import configfile
 
 _FIELD = "api_key"
 # Keys are opaque tokens: anything printable without spaces, so a pasted newline or a shell

@@ -12,9 +12,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import configfile
 from ..errors import UsageError
-from .settings import _PROFILE_NAME, BUILTIN_PROFILES, DEFAULTS, ENV_FOR_KEY, SETTING_KEYS, Sourced, format_value, require_profile, _echo, parse_param, parse_value, read_config, select_profile
+from . import configfile
+from .settings import (
+    _PROFILE_NAME,
+    BUILTIN_PROFILES,
+    ENV_FOR_KEY,
+    SETTING_KEYS,
+    Sourced,
+    _echo,
+    format_value,
+    parse_param,
+    parse_value,
+    read_config,
+    require_profile,
+    select_profile,
+)
+
 
 @dataclass
 class Change:

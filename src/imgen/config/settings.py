@@ -39,8 +39,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import dialects
-from . import configfile, credentials
 from ..errors import ConfigError, UsageError
+from . import configfile, credentials
 
 DEFAULT_PROFILE = "cometapi"
 

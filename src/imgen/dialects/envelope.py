@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import BadResponse
 from .. import faults
+from ..errors import BadResponse
 from ..faults import Fault, classify
 from ..request import GenerateRequest
 from ..results import GenerationResponse, ImageResult

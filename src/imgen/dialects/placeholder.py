@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-import zlib
 import time
+import zlib
 from itertools import groupby
 from typing import Any
 

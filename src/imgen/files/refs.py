@@ -6,8 +6,8 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from . import imagetype
 from ..errors import UsageError
+from . import imagetype
 
 MAX_REFERENCE_BYTES = 10 * 1024 * 1024  # Seedream's documented per-image limit
 

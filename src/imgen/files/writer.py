@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import imagetype
-from ..results import SavedImage
 from ..errors import BadResponse, DownloadError, ImgenError, Interrupted
+from ..results import SavedImage
+from . import imagetype
 
 B64_CHUNK = 4 * 1024 * 1024  # characters decoded at a time: a multiple of 4
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024

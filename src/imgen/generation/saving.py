@@ -23,6 +23,7 @@ from .hooks import Connections, Hooks
 from .outcome import Outcome
 from .plan import Plan
 
+
 def item_error(item: ImageResult) -> ImgenError:
     return faults.item_error(item.error_code, item.error_message, item.index)
 

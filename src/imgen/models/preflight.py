@@ -16,9 +16,9 @@ from typing import Any
 
 from ..errors import UsageError
 from ..request import GenerateRequest, flag_for
-from .rules import _show_bool
 from . import capabilities
 from .capabilities import ModelSpec, close_ids, lookup
+from .rules import _show_bool
 
 # --------------------------------------------------------------------------- CLI values
 

@@ -14,11 +14,11 @@ from urllib.parse import urljoin
 
 import httpx
 
-from . import urlpolicy
 from ..errors import DownloadError, ImgenError, NetworkError
-from .http import RetryPolicy, error_for_status, network_error, parse_retry_after
 from ..files.writer import ImageWriter, IncompleteImage
 from ..results import SavedImage
+from . import urlpolicy
+from .http import RetryPolicy, error_for_status, network_error, parse_retry_after
 
 MAX_REDIRECTS = 5
 
