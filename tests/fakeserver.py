@@ -1475,11 +1475,16 @@ class _Handler(BaseHTTPRequestHandler):
     # task_pending_polls polls, then {"status": "done", "urls": [signed links]}, or
     # {"status": "failed", "error": "..."}; an unknown id is a 404.
 
-    def _task_submit(self, rec: Recorded) -> None:
-        fake = self.fake
+    def _refused(self) -> bool:
+        """Answer 401 and say so when the request carries no valid key."""
         ok, token = self._auth()
         if not ok:
             self._json(401, self._auth_failure_body(token))
+        return not ok
+
+    def _task_submit(self, rec: Recorded) -> None:
+        fake = self.fake
+        if self._refused():
             return
         fault = fake._take_fault(("api", "task", False))
         rec.fault = fault[0] if fault else None
@@ -1499,9 +1504,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _task_poll(self, rec: Recorded, task_id: str) -> None:
         fake = self.fake
-        ok, token = self._auth()
-        if not ok:
-            self._json(401, self._auth_failure_body(token))
+        if self._refused():
             return
         fault = fake._take_fault(("poll", "task", False))
         rec.fault = fault[0] if fault else None
