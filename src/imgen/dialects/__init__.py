@@ -45,13 +45,12 @@ REQUIRED = {"sync": ("build", "parse"), "task": ("build", "task_ref", "poll", "p
 
 @dataclass
 class ApiCall:
-    """One HTTP request, relative to the profile's base URL."""
+    """One HTTP request, relative to the profile's base URL (a query string rides in the path)."""
 
     method: str
     path: str
-    body: dict[str, Any] | None = field(default_factory=dict)
+    body: dict[str, Any] | None = field(default_factory=dict)  # JSON; None for a GET
     stream: bool = False
-    params: dict[str, str] = field(default_factory=dict)  # query string
 
 
 @dataclass(frozen=True)
