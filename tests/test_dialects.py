@@ -3,12 +3,14 @@ HTTP; one classifier turns every API's error body into the same kind of ImgenErr
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from imgen import dialects, faults
 from imgen.config import settings as st
 from imgen.dialects import envelope, openai_images, placeholder
-from imgen.errors import AuthError, BadResponse, RateLimited, RequestRejected, ServerError
+from imgen.errors import AuthError, RateLimited, RequestRejected, ServerError
 from imgen.generation.plan import choose_dialect
 from imgen.models import capabilities
 from imgen.request import GenerateRequest
@@ -119,3 +121,25 @@ def test_the_dialect_is_the_models_unless_the_profile_forces_one(isolated_env):
     dianming = st.resolve({"profile": "dianming"})
     assert dianming.forced_dialect() == "envelope" and choose_dialect("gpt-image-1.5", dianming) == "envelope"
     assert choose_dialect("placeholder", dianming) == "placeholder"  # an offline model stays offline
+
+
+def test_one_profile_reaches_each_model_in_its_own_dialect_unless_it_forces_one(imgen, server, isolated_env, tmp_path):
+    import json
+    import os
+
+    def sent_to(*args):
+        res = imgen("generate", "x", "--dry-run", "--json", *args)
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout).get("url", "offline")
+
+    assert sent_to("-m", "gpt-image-1.5") == server.base_url + "/v1/images/generations"
+    assert sent_to("-m", "placeholder") == "offline"
+    config = Path(os.environ["IMGEN_CONFIG"])
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[profiles.gateway]\napi = "envelope"\nmodel = "gpt-image-1.5"\n')
+    assert sent_to("-P", "gateway") == server.base_url + "/api/v1/image/generation"
+    refused = imgen("-P", "gateway", "generate", "x", "-m", "dall-e-3", "--dry-run")
+    assert refused.returncode == 2 and "a profile whose api is openai" in refused.stderr
+    listed = imgen("models", "--json")
+    assert {m["id"]: m["dialect"] for m in json.loads(listed.stdout)["models"] if m["id"] == "dall-e-3"} == {"dall-e-3": "openai"}
+    assert server.requests == []

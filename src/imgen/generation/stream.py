@@ -101,10 +101,12 @@ def human_bytes(count: int) -> str:
     return f"{count / (1024 * 1024):.1f} MiB"
 
 
-def event_error(body: Any, what: str, *, status: int | None = None, request_id: str | None = None) -> ImgenError:
+def event_error(
+    body: Any, what: str, *, status: int | None = None, request_id: str | None = None, read: Callable[[Any], faults.Fault] = faults.read_fault
+) -> ImgenError:
     """An `{"error": {...}}` that came inside a stream (or as a 2xx body): no HTTP status says
-    what kind of failure it is, so the API's code and type do."""
-    return faults.classify(faults.read_fault(body), status=status, what=what, request_id=request_id)
+    what kind of failure it is, so the API's code and type do (`read` is the dialect's reader)."""
+    return faults.classify(read(body), status=status, what=what, request_id=request_id)
 
 
 class StreamReader:
@@ -133,6 +135,7 @@ class StreamReader:
         self.request_id: str | None = None
         self.directory = plan.target.directory  # for -o -, the staging directory pipeline.run made
         self.session = SaveSession()  # one run's names: two images never share one, --overwrite or not
+        self.read_fault = getattr(plan.module, "read_fault", faults.read_fault)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -220,7 +223,7 @@ class StreamReader:
         self.events += 1
         kind = str(payload.get("type") or event.event)
         if payload.get("error") or kind == "error" or event.event == "error":
-            return event_error(payload, "the API reported an error during the stream", request_id=self.request_id)
+            return event_error(payload, "the API reported an error during the stream", request_id=self.request_id, read=self.read_fault)
         if kind.endswith("partial_image"):
             self._partial(payload)
         elif kind.endswith(".completed") or kind == "completed":
@@ -372,8 +375,8 @@ class StreamReader:
 
         payload = json_body(body, what=f"the API answered the stream request {status} with a body that", content_type=content_type)
         dialect = self.plan.module
-        if not getattr(dialect, "read_fault", faults.read_fault)(payload).empty:
-            raise event_error(payload, f"the API answered {status}", status=status, request_id=request_id)
+        if not self.read_fault(payload).empty:
+            raise event_error(payload, f"the API answered {status}", status=status, request_id=request_id, read=self.read_fault)
         parsed = dialect.parse(payload)
         parsed.request_id = parsed.request_id or request_id
         return parsed
