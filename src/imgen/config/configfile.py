@@ -80,6 +80,17 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise parse_error(path, exc) from None
 
 
+def profile_tables(path: Path, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The file's [profiles.NAME] tables, each checked to be a table."""
+    profiles = data.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{path}: profiles must be a table: [profiles.NAME]")
+    for name, section in profiles.items():
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: profiles.{name} must be a table: [profiles.{name}]")
+    return profiles
+
+
 def parse_error(path: Path, exc: tomllib.TOMLDecodeError) -> ConfigError:
     """Name the file, line and column: tomllib knows them but only inside its message."""
     text = str(exc)

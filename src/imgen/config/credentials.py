@@ -45,12 +45,7 @@ def permission_warning(path: Path, mode: int) -> str:
 
 def _read(path: Path) -> dict[str, Any]:
     data = configfile.read_toml(path)
-    profiles = data.get("profiles", {})
-    if not isinstance(profiles, dict):
-        raise ConfigError(f"{path}: profiles must be a table: [profiles.NAME]")
-    for name, section in profiles.items():
-        if not isinstance(section, dict):
-            raise ConfigError(f"{path}: profiles.{name} must be a table: [profiles.{name}]")
+    for name, section in configfile.profile_tables(path, data).items():
         if _FIELD in section and not isinstance(section[_FIELD], str):
             raise ConfigError(f"{path}: profiles.{name}.{_FIELD} must be a string")
     return data

@@ -425,12 +425,7 @@ def read_config(path: Path) -> dict[str, Any]:
     default = data.get("default_profile")
     if default is not None and (not isinstance(default, str) or not default):
         raise ConfigError(f"{path}: default_profile must be a profile name (a string)")
-    profiles = data.get("profiles", {})
-    if not isinstance(profiles, dict):
-        raise ConfigError(f"{path}: profiles must be a table: [profiles.NAME]")
-    for name, section in profiles.items():
-        if not isinstance(section, dict):
-            raise ConfigError(f"{path}: profiles.{name} must be a table: [profiles.{name}]")
+    for name, section in configfile.profile_tables(path, data).items():
         params = section.get("params", {})
         if not isinstance(params, dict):
             raise ConfigError(f"{path}: profiles.{name}.params must be a table: [profiles.{name}.params]")
