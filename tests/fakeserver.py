@@ -97,6 +97,8 @@ _OPENAI_NON_STREAM = {"invalid_b64", "item_error"}
 _ENVELOPE_ONLY = {"envelope_error", "envelope_pending"}
 _STREAM_ONLY = {"stream_error_event", "stream_json_error", "stream_cut", "stream_split", "stream_few_partials"}
 
+_ANSWERED = object()  # a fault that was the whole response: the route has nothing left to do
+
 DEFAULT_RANDOM_KINDS: list[tuple[str, dict[str, Any]]] = [
     ("status", {"status": 500}),
     ("status", {"status": 429, "headers": {"Retry-After": "0"}}),
@@ -1036,6 +1038,13 @@ class _Handler(BaseHTTPRequestHandler):
             return False, token or scheme
         return hmac.compare_digest(token.encode(), key.encode()), token
 
+    def _refused(self) -> bool:
+        """Answer 401 and say so when the request carries no valid key."""
+        ok, token = self._auth()
+        if not ok:
+            self._json(401, self._auth_failure_body(token))
+        return not ok
+
     def _auth_failure_body(self, token: str | None) -> dict:
         if token is None:
             message = (
@@ -1045,6 +1054,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             message = f"Incorrect API key provided: {_mask(token)}. You can find your API key in your account settings."
         return _openai_error(message, "invalid_request_error", None, "invalid_api_key")
+
+    def _api_fault(self, rec: Recorded, dialect: str, stream: bool) -> Any:
+        """The fault queued for this generation request, after the server's latency: _ANSWERED
+        when the fault was the whole response, else the fault (or None) for the route to apply."""
+        fault = self.fake._take_fault(("api", dialect, stream))
+        rec.fault = fault[0] if fault else None
+        self.fake._sleep(self.fake.latency)
+        return _ANSWERED if self._early_fault(fault) else fault
 
     def _early_fault(self, fault: tuple[str, dict[str, Any]] | None) -> bool:
         """Answer the faults that replace the whole response; True if the request is done."""
@@ -1090,10 +1107,7 @@ class _Handler(BaseHTTPRequestHandler):
     # generation: OpenAI-compatible -----------------------------------------------------------
 
     def _openai(self, rec: Recorded) -> None:
-        fake = self.fake
-        ok, token = self._auth()
-        if not ok:
-            self._json(401, self._auth_failure_body(token))
+        if self._refused():
             return
         body = rec.json
         if not isinstance(body, dict):
@@ -1106,10 +1120,8 @@ class _Handler(BaseHTTPRequestHandler):
         model = body.get("model") or "dall-e-2"
         family = _family(model) if isinstance(model, str) else "other"
         stream = family == "gpt" and body.get("stream") is True
-        fault = fake._take_fault(("api", "openai", stream))
-        rec.fault = fault[0] if fault else None
-        fake._sleep(fake.latency)
-        if self._early_fault(fault):
+        fault = self._api_fault(rec, "openai", stream)
+        if fault is _ANSWERED:
             return
         try:
             plan = self._plan(body, model, family)
@@ -1405,10 +1417,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             reply(400, "invalid request body: expected a JSON object")
             return
-        fault = fake._take_fault(("api", "envelope", False))
-        rec.fault = fault[0] if fault else None
-        fake._sleep(fake.latency)
-        if self._early_fault(fault):
+        fault = self._api_fault(rec, "envelope", False)
+        if fault is _ANSWERED:
             return
         for name in ("prompt", "n", "size", "stream", "output_compression", "model"):
             if body.get(name) is None:
@@ -1475,21 +1485,12 @@ class _Handler(BaseHTTPRequestHandler):
     # task_pending_polls polls, then {"status": "done", "urls": [signed links]}, or
     # {"status": "failed", "error": "..."}; an unknown id is a 404.
 
-    def _refused(self) -> bool:
-        """Answer 401 and say so when the request carries no valid key."""
-        ok, token = self._auth()
-        if not ok:
-            self._json(401, self._auth_failure_body(token))
-        return not ok
-
     def _task_submit(self, rec: Recorded) -> None:
         fake = self.fake
         if self._refused():
             return
-        fault = fake._take_fault(("api", "task", False))
-        rec.fault = fault[0] if fault else None
-        fake._sleep(fake.latency)
-        if self._early_fault(fault):
+        fault = self._api_fault(rec, "task", False)
+        if fault is _ANSWERED:
             return
         body = rec.json if isinstance(rec.json, dict) else {}
         if not str(body.get("prompt") or "").strip():
@@ -1649,9 +1650,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"success": True, "page": page, "page_size": page_size, "total": len(items), "data": data})
 
     def _models(self) -> None:
-        ok, token = self._auth()
-        if not ok:
-            self._json(401, self._auth_failure_body(token))
+        if self._refused():
             return
         data = [
             {"id": m["id"], "object": "model", "created": m.get("created", 0), "owned_by": m.get("provider_code", "")}

@@ -138,7 +138,7 @@ def test_the_cycle_finder_finds_cycles():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-def test_the_walker_sees_lazy_and_relative_imports(tmp_path):
+def test_the_walker_sees_lazy_and_relative_imports():
     found = imports(PACKAGE / "pipeline.py", set(modules()))[0]
     assert {"imgen.generation.plan", "imgen.transport.http", "imgen.generation.stream"} <= found  # the last two are lazy
 

@@ -72,6 +72,12 @@ class ImgenError(Exception):
 class UsageError(ImgenError):
     exit_code = ExitCode.USAGE
 
+    @classmethod
+    def of(cls, problems: list[str], hint: str) -> UsageError:
+        """Every problem found in one error, so a user fixes them all in one go."""
+        text = problems[0] if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems)
+        return cls(text, hint)
+
 
 class ConfigError(ImgenError):
     exit_code = ExitCode.CONFIG

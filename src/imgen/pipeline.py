@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from . import faults
+from .dialects import ApiCall
 from .errors import ImgenError, NetworkError
 from .files.writer import ImageWriter, check_writable
 from .generation import body
@@ -40,8 +40,9 @@ def run(plan: Plan, hooks: Hooks | None = None) -> Outcome:
     if not plan.target.stdout and not plan.no_download:
         check_writable(plan.target.directory)  # before the API call: an unwritable -o costs nothing
     with staging(plan):
-        if _streams(plan):
-            outcome = _run_stream(plan, hooks)  # images are saved as their events arrive
+        stream_call = _stream_call(plan)
+        if stream_call is not None:
+            outcome = _run_stream(plan, stream_call, hooks)  # images are saved as their events arrive
         else:
             waiting = hooks.waiting(f"generating with {plan.request.model}") if hooks.waiting else contextlib.nullcontext()
             with waiting:
@@ -74,7 +75,7 @@ def _call_sync(plan: Plan, dialect: ModuleType, hooks: Hooks, connections: Conne
         with _client(plan, connections) as (client, policy):
             response = http.send(
                 client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry,
-                target="the API", stream=True, read=_reader(dialect),
+                target="the API", stream=True, read=plan.read_fault,
             )
             try:
                 raw = body.read(response, plan.target.directory, plan.max_bytes, spools)
@@ -90,19 +91,20 @@ def _call_sync(plan: Plan, dialect: ModuleType, hooks: Hooks, connections: Conne
     return parsed
 
 
-def _streams(plan: Plan) -> bool:
-    """Whether this request goes out as a stream (only dialects that can stream say so)."""
-    return plan.request.stream and not plan.offline and bool(plan.module.build(plan.request).stream)
+def _stream_call(plan: Plan) -> ApiCall | None:
+    """The call to send as a stream, when this request is one (only dialects that can stream say so)."""
+    if not plan.request.stream or plan.offline:
+        return None
+    call = plan.module.build(plan.request)
+    return call if call.stream else None
 
 
-def _run_stream(plan: Plan, hooks: Hooks) -> Outcome:
+def _run_stream(plan: Plan, call: ApiCall, hooks: Hooks) -> Outcome:
     import httpx
 
     from .generation.stream import StreamReader
     from .transport import http
 
-    dialect = plan.module
-    call = dialect.build(plan.request)
     reader = StreamReader(plan, on_update=hooks.stream_event)
     waiting = hooks.waiting(f"generating with {plan.request.model} (streaming)") if hooks.waiting else contextlib.nullcontext()
     with _client(plan, None) as (client, policy), waiting:
@@ -110,7 +112,7 @@ def _run_stream(plan: Plan, hooks: Hooks) -> Outcome:
         client.headers["Accept"] = "text/event-stream, application/json"
         response = http.send(
             client, call.method, call.path, json_body=call.body, stream=True, policy=policy, on_retry=hooks.retry,
-            target="the API", read=_reader(dialect),
+            target="the API", read=plan.read_fault,
         )
         with contextlib.closing(response):
             answer = reader.read(
@@ -155,7 +157,7 @@ def _run_task(plan: Plan, dialect: ModuleType, hooks: Hooks, connections: Connec
     from .transport import http
 
     tell = hooks.task_progress or (lambda text: None)
-    read = _reader(dialect)
+    read = plan.read_fault
     submit = dialect.build(plan.request)
     with _client(plan, connections) as (client, policy):
         # Billed on arrival: sent again only when it surely did not arrive (see http.send).
@@ -214,10 +216,6 @@ def _client(plan: Plan, connections: Connections | None):  # noqa: ANN202 - a co
         return
     with http.api_client(plan.base_url, require_key(plan), float(plan.settings["timeout"])) as client:
         yield client, policy
-
-
-def _reader(dialect: ModuleType) -> Any:
-    return getattr(dialect, "read_fault", faults.read_fault)
 
 
 def _json(raw: bytes, response: Any) -> Any:

@@ -129,7 +129,7 @@ def _check_batch_flags(args: o.Args) -> None:
     if max_cost is not None and not max_cost > 0:
         problems.append(f"--max-cost {max_cost:g}: must be more than 0")
     if problems:
-        raise UsageError(problems[0] if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems), "nothing was sent")
+        raise UsageError.of(problems, "nothing was sent")
 
 
 def _run(plan, messages, quiet, *, events: bool = False):  # noqa: ANN001, ANN202
@@ -179,10 +179,7 @@ def _check_stream_flags(plan, messages, *, events: bool, json_out: bool, save_pa
     elif save_partials and plan.target.stdout:
         problems.append("--save-partials with -o -: partial images are saved as files; use -o DIR")
     if problems:
-        raise UsageError(
-            problems[0] if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems),
-            "nothing was sent; fix the flags above",
-        )
+        raise UsageError.of(problems, "nothing was sent; fix the flags above")
     wanted = plan.request.params.get("partial_images", plan.request.fields.get("partial_images"))
     if save_partials and not wanted:
         messages.warn("--save-partials: no partial images were asked for (the API sends none by default); add --partials 1-3")

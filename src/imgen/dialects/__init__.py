@@ -78,8 +78,6 @@ class TaskFailed:
     error: ImgenError
 
 
-Poll = Pending | Done | TaskFailed
-
 
 def get(name: str) -> ModuleType:
     module = DIALECTS.get(name)

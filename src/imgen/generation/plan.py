@@ -10,9 +10,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
-from .. import dialects
+from .. import dialects, faults
 from ..config.settings import GENERATION_FIELDS, Settings, Sourced, mask_key, resolve
 from ..errors import AuthError, UsageError
 from ..files import names
@@ -54,6 +54,11 @@ class Plan:
     @property
     def module(self) -> ModuleType:
         return dialects.get(self.dialect)
+
+    @property
+    def read_fault(self) -> Callable[[Any], faults.Fault]:
+        """How this dialect's error bodies are read (the common shapes unless it has its own)."""
+        return getattr(self.module, "read_fault", faults.read_fault)
 
     @property
     def offline(self) -> bool:
@@ -108,10 +113,7 @@ def prepare(
     if no_download and target.stdout:
         problems.append("--no-download with -o -: nothing would be written to stdout; drop one of them")
     if problems:
-        raise UsageError(
-            "\n  ".join(problems) if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems),
-            "nothing was sent; fix the flags above (imgen models show MODEL lists what it accepts)",
-        )
+        raise UsageError.of(problems, "nothing was sent; fix the flags above (imgen models show MODEL lists what it accepts)")
     plan = Plan(
         settings=settings,
         request=request,

@@ -135,7 +135,7 @@ class StreamReader:
         self.request_id: str | None = None
         self.directory = plan.target.directory  # for -o -, the staging directory pipeline.run made
         self.session = SaveSession()  # one run's names: two images never share one, --overwrite or not
-        self.read_fault = getattr(plan.module, "read_fault", faults.read_fault)
+        self.read_fault = plan.read_fault
 
     # --- reading -----------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The per-model capability table, as data.
 
 Every model imgen knows is one ModelSpec record: the dialect that speaks to it, the body fields
-it takes and what each accepts. Adding a model is adding a record to SPECS; models/check.py
+it takes and what each accepts. Adding a model is adding a record to SPECS; models/preflight.py
 compares a request with its record before anything is sent.
 """
 

@@ -73,10 +73,7 @@ class CheckResult:
         """Every problem as one UsageError, or None when there is none."""
         if not self.problems:
             return None
-        text = self.problems[0] if len(self.problems) == 1 else (
-            f"{len(self.problems)} problems:\n  " + "\n  ".join(self.problems)
-        )
-        return UsageError(text, "nothing was sent; imgen models show MODEL lists what MODEL accepts")
+        return UsageError.of(self.problems, "nothing was sent; imgen models show MODEL lists what MODEL accepts")
 
 
 def _shown(name: str, value: Any) -> str:
