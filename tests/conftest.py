@@ -55,6 +55,9 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("IMGEN_CACHE_DIR", str(home / "cache" / "imgen"))
     # An in-process run without -o saves into the current directory: never the checkout's.
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    from imgen.models import capabilities
+
+    capabilities.use_user_specs(())  # an in-process test's config file must not outlive it
     return home
 
 

@@ -32,6 +32,9 @@ VALID = [
         output_format="png")),
     ("gpt-image-1.5", "envelope", dict(n=10, size="auto", stream=False, output_compression=100, output_format="webp",
                                        background="transparent", moderation="auto", quality="high", user="u")),
+    ("gemini-3.1-flash-image-preview", "gemini", dict(n=1, size="512", aspect_ratio="8:1", image=["data:image/png;base64,AAAA"] * 14)),
+    ("gemini-3-pro-image-preview", "gemini", dict(size="4K", aspect_ratio="21:9")),
+    ("bria", "bria", dict(n=4, aspect_ratio="4:5", seed=7, negative_prompt="text, logos")),
     ("placeholder", "placeholder", dict(n=10, size="4096x4096")),
 ]
 
@@ -67,7 +70,14 @@ INVALID = [
     ("gpt-image-1.5", "envelope", dict(stream=True), "--stream: gpt-image-1.5 answers with URLs, not an event stream (stream must be false); drop --stream"),
     ("gpt-image-1.5", "envelope", dict(style="vivid"), "--style vivid: gpt-image-1.5 does not accept style ("),
     ("gpt-image-1.5", "envelope", dict(n=0), "-n 0: gpt-image-1.5 accepts 1 to 10; use -n 1"),
-    ("placeholder", "placeholder", dict(quality="hd"), "--quality hd: placeholder does not accept quality; drop --quality"),
+    ("placeholder", "placeholder", dict(quality="hd"), "--quality hd: placeholder does not accept quality (models that do: "),
+    ("gemini-3.1-flash-image-preview", "gemini", dict(n=2),
+     "-n 2: gemini-3.1-flash-image-preview makes one image per request (n must be 1); use -n 1, and --batch with one line per image"),
+    ("gemini-3.1-flash-image-preview", "gemini", dict(size="1k"), "--size 1k: gemini-3.1-flash-image-preview accepts 512, 1K, 2K, 4K; use --size 1K"),
+    ("gemini-3-pro-image-preview", "gemini", dict(size="512"), "--size 512: gemini-3-pro-image-preview accepts 1K, 2K, 4K"),
+    ("gemini-3-pro-image-preview", "gemini", dict(aspect_ratio="8:1"), "--aspect 8:1: gemini-3-pro-image-preview accepts 1:1, 2:3,"),
+    ("bria", "bria", dict(n=5), "-n 5: bria accepts 1 to 4; use -n 4"),
+    ("bria", "bria", dict(size="1024x1024"), "--size 1024x1024: bria does not accept size"),
     ("placeholder", "placeholder", dict(size="4097x16"), "--size 4097x16: placeholder needs the longer side at most 4096; use --size 4096x16"),
     ("placeholder", "placeholder", dict(n=11), "-n 11: placeholder accepts 1 to 10; use -n 10"),
 ]

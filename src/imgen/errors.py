@@ -43,6 +43,7 @@ EXIT_CODE_HELP: dict[ExitCode, str] = {
 class ImgenError(Exception):
     exit_code: ExitCode = ExitCode.INTERNAL
     retryable: bool = False  # whether the same request, sent again, can succeed (faults.classify sets it)
+    retry_after: float | None = None  # how long the API asked a retry to wait, when its body says
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ class Fault:
     type: str | None = None
     param: str | None = None
     status: int | None = None  # an HTTP-like status the body itself states (the envelope's code 429)
+    retry_after: float | None = None  # seconds the body asks a retry to wait (Google's RetryInfo)
 
     @property
     def empty(self) -> bool:
@@ -61,6 +62,7 @@ def read_fault(body: Any) -> Fault:
             _text(err.get("type")),
             _text(err.get("param")),
             status,
+            _retry_delay(err.get("details")),
         )
     if isinstance(err, str) and err:
         return Fault(err, _text(body.get("code")))
@@ -81,6 +83,19 @@ def read_fault(body: Any) -> Fault:
     if isinstance(detail, str) and detail:
         return Fault(detail)
     return Fault()
+
+
+def _retry_delay(details: Any) -> float | None:
+    """Google's `{"@type": ".../google.rpc.RetryInfo", "retryDelay": "1.5s"}`, in seconds."""
+    for detail in details if isinstance(details, list) else ():
+        delay = detail.get("retryDelay") if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo") else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                seconds = float(delay[:-1])
+            except ValueError:
+                return None
+            return seconds if 0 <= seconds < float("inf") else None
+    return None
 
 
 def classify(
@@ -137,6 +152,7 @@ def classify(
         hint = f"change {param} and try again" if param else "change the request (prompt, size, options) and try again"
         error = RequestRejected(detail, hint, **kw)
     error.retryable = retryable
+    error.retry_after = fault.retry_after
     return error
 
 

@@ -28,7 +28,7 @@ from .generation.outcome import Outcome
 from .generation.outcome import document as outcome_document
 from .generation.plan import Plan, describe_request, prepare, require_key
 from .generation.saving import save_all, staging
-from .results import GenerationResponse
+from .results import GenerationResponse, ImageResult
 
 # What a command needs of a generation, in one place: prepare a plan, show it, run it, report it.
 __all__ = ["Hooks", "Plan", "TaskStillRunning", "call_api", "describe_request", "outcome_document", "prepare", "run"]
@@ -69,6 +69,10 @@ def call_api(plan: Plan, hooks: Hooks, connections: Connections | None = None) -
 def _call_sync(plan: Plan, dialect: ModuleType, hooks: Hooks, connections: Connections | None) -> GenerationResponse:
     from .transport import http
 
+    if getattr(dialect, "INLINE_REFERENCES", False):
+        from .generation.inline import inline_references
+
+        inline_references(plan, hooks)
     call = dialect.build(plan.request)
     spools: list[ImageWriter] = []
     try:
@@ -78,7 +82,7 @@ def _call_sync(plan: Plan, dialect: ModuleType, hooks: Hooks, connections: Conne
                 target="the API", stream=True, read=plan.read_fault,
             )
             try:
-                raw = body.read(response, plan.target.directory, plan.max_bytes, spools)
+                raw = body.read(response, plan.target.directory, plan.max_bytes, spools, key=getattr(dialect, "B64_KEY", body.B64_KEY))
             finally:
                 response.close()
         parsed = dialect.parse(_json(raw, response))
@@ -88,7 +92,16 @@ def _call_sync(plan: Plan, dialect: ModuleType, hooks: Hooks, connections: Conne
             writer.abort()
         raise
     parsed.request_id = parsed.request_id or response.headers.get("x-request-id")
+    if getattr(dialect, "COUNTS_RESULTS", False):
+        _count_results(parsed, plan.request.n)
     return parsed
+
+
+def _count_results(parsed: GenerationResponse, asked: int) -> None:
+    """Images the API dropped without a word become failures, so the run says how many came."""
+    got = len(parsed.items)
+    why = f"the API returned {got} of the {asked} images asked for (content moderation may have removed the others)"
+    parsed.items += [ImageResult(got + i, error_code="missing", error_message=why) for i in range(asked - got)]
 
 
 def _stream_call(plan: Plan) -> ApiCall | None:

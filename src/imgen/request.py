@@ -31,6 +31,9 @@ FLAG_FOR_FIELD: dict[str, str] = {
     "sequential_image_generation_options": "--max-images",
     "stream": "--stream",
     "partial_images": "--partials",
+    "aspect": "--aspect",
+    "aspect_ratio": "--aspect",
+    "negative_prompt": "--negative-prompt",
     "prompt": "PROMPT",
     "model": "--model",
 }

@@ -40,6 +40,8 @@ FIELD_KEYS: dict[str, tuple[str, str]] = {
     "guidance_scale": ("guidance_scale", "float"),
     "sequential": ("sequential_image_generation", "bool"),
     "max_images": ("sequential_image_generation_options", "int"),
+    "aspect": ("aspect", "str"),
+    "negative_prompt": ("negative_prompt", "str"),
 }
 OTHER_KEYS: dict[str, str] = {
     "prompt": "str",

@@ -154,6 +154,9 @@ def _report(outcome, messages, json_out: bool, *, events: bool = False) -> None:
     from .. import pipeline
     from ..report import emit_json, emit_lines
 
+    said = outcome.response.meta.get("text")
+    if said:  # what the model wrote beside the image (Gemini): worth reading, never on stdout
+        messages.info(f"imgen: {outcome.plan.request.model} says: {said}")
     for failed in outcome.failed:
         messages.error(failed.error)
     if events:

@@ -30,7 +30,7 @@ BaseUrlOption = Annotated[
 ]
 ApiOption = Annotated[
     str | None,
-    typer.Option("--api", help="Which record when an id exists for several APIs: openai, envelope, placeholder.", show_default=False),
+    typer.Option("--api", help="Which record when an id exists for several APIs: openai, gemini, bria, envelope, placeholder.", show_default=False),
 ]
 
 
@@ -81,8 +81,10 @@ def show(
     json_out = json_out or (ctx.obj or {}).get("json_out", False)
     with handle_errors():
         from .. import dialects
+        from ..config.settings import load_user_models
         from ..models import capabilities
 
+        load_user_models()
         if api is not None and api not in dialects.DIALECTS:
             raise UsageError(f"--api {api}: not an API imgen speaks", "use one of: " + ", ".join(dialects.DIALECTS))
         spec = capabilities.lookup(model, api)
@@ -95,7 +97,7 @@ def show(
         if json_out:
             from ..report import emit_json
 
-            emit_json({"requested": model, **spec.to_dict()})
+            emit_json({"requested": model, **_spec_document(spec)})
         else:
             others = [s.dialect for s in capabilities.all_specs() if s is not spec and s.matches(model)]
             _render_spec(spec, model, others)
@@ -106,8 +108,10 @@ def _list(*, remote: bool, refresh: bool, json_out: bool, profile: str | None, b
         if remote or refresh or base_url:
             _remote(messages, refresh=refresh, json_out=json_out, profile=profile, base_url=base_url)
             return
+        from ..config.settings import load_user_models
         from ..models import capabilities
 
+        load_user_models()
         specs = list(capabilities.all_specs())
         if profile is not None:
             from ..config.settings import resolve
@@ -117,12 +121,13 @@ def _list(*, remote: bool, refresh: bool, json_out: bool, profile: str | None, b
         if json_out:
             from ..report import emit_json
 
-            emit_json({"models": [s.to_dict() for s in specs]})
+            emit_json({"models": [_spec_document(s) for s in specs]})
         else:
             _render_table(
-                ["model", "api", "provider", "sizes", "n", "features", "also matches"],
+                ["model", "api", "provider", "sizes", "aspect", "n", "features", "also matches"],
                 [
-                    [s.id, s.dialect, s.provider, _sizes_cell(s), _n_cell(s), ", ".join(s.features), s.family_label or "-"]
+                    [s.id, s.dialect, s.provider + (" (your config)" if s.user else ""), _sizes_cell(s), _aspect_cell(s), _n_cell(s),
+                     ", ".join(s.features), s.family_label or "-"]
                     for s in specs
                 ],
             )
@@ -182,6 +187,24 @@ def _sizes_cell(spec: Any) -> str:
     if sizes.free:
         parts.append(f"WxH up to {sizes.free.max_edge}" if sizes.free.max_edge and not parts else "WxH")
     return " ".join(parts)
+
+
+def _spec_document(spec: Any) -> dict[str, Any]:
+    from ..models import aspect
+
+    return {**spec.to_dict(), "aspect": aspect.mapping(spec)}
+
+
+def _aspect_cell(spec: Any) -> str:
+    from ..models import aspect
+
+    ratios = aspect.ratios(spec)
+    free = spec.sizes is not None and spec.sizes.free is not None
+    if free:
+        return "any W:H"
+    if not ratios:
+        return "-"
+    return " ".join(ratios) if len(ratios) <= 3 else f"{len(ratios)} ratios"
 
 
 def _n_cell(spec: Any) -> str:
@@ -254,6 +277,13 @@ def _render_spec(spec: Any, requested: str, other_dialects: list[str]) -> None:
     ]
     width = max(len(flag_for(name)) for name in spec.fields)
     lines += [f"  {flag_for(name):<{width}}  {name}: {rule.describe()}" for name, rule in spec.fields.items()]
+    from ..models import aspect
+
+    shapes = aspect.mapping(spec)
+    if shapes["field"] == "size" and (shapes["sends"] or shapes["computed"]):  # a ratio field is listed above
+        sends = ", ".join(f"{ratio} -> {sent}" for ratio, sent in shapes["sends"].items())
+        tail = "; other W:H computed (-s 1K|2K|4K sets the scale)" if shapes["computed"] else ""
+        lines.append(f"aspect (--aspect): {sends or 'any W:H'}{tail}")
     if spec.refused:
         lines.append("refused:")
         lines += [f"  {flag_for(name)}: {why}" for name, why in spec.refused.items()]

@@ -69,8 +69,13 @@ GENERATION = (
     option("model", str | None, "--model", "-m", help="Model id (imgen models lists them). [default: dall-e-3]", panel=GEN,
            autocompletion=complete.model_ids, setting="model"),
     option("n", int | None, "-n", "--n", help="Number of images.", panel=GEN, field="n"),
-    option("size", str | None, "--size", "-s", help="Image size, e.g. 1024x1024 (model-dependent).", panel=GEN,
+    option("size", str | None, "--size", "-s", help="Image size, e.g. 1024x1024, or 1K|2K|4K (Gemini; a scale with --aspect).", panel=GEN,
            autocompletion=complete.sizes, field="size"),
+    option("aspect", str | None, "--aspect", "-a", help="Shape W:H, e.g. 16:9: mapped to each model's ratio or size.", panel=GEN,
+           field="aspect"),
+    option("negative_prompt", str | None, "--negative-prompt", help="What to keep out of the image (Bria).", panel=GEN, field="negative_prompt"),
+    option("image", list[str] | None, "--image", "-i", help="Reference image: a file or a URL (Seedream, Gemini). Repeatable, at most 14.",
+           panel=GEN),
     option("quality", str | None, "--quality", "-Q", help="standard|hd (dall-e-3), low|medium|high|auto (GPT image).", panel=GEN, field="quality"),
     option("style", str | None, "--style", help="vivid|natural (dall-e-3 only).", panel=GEN, field="style"),
     option("background", str | None, "--background", help="transparent|opaque|auto (GPT image).", panel=GEN, field="background"),
@@ -84,8 +89,6 @@ GENERATION = (
 )
 
 SEEDREAM = (
-    option("image", list[str] | None, "--image", "-i", help="Reference image: a file (sent as a data URI) or a URL. Repeatable, at most 14.",
-           panel=SEED),
     option("watermark", bool | None, "--watermark/--no-watermark", help="The 'AI Generated' mark (on by default at the API).", panel=SEED,
            field="watermark"),
     option("sequential", bool, "--sequential", help="Generate a related sequence of images (with --max-images).", panel=SEED, default=False,

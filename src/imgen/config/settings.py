@@ -121,6 +121,8 @@ SETTING_KEYS: dict[str, SettingKey] = {
     "params": _key(dict, "extra body fields sent on every request (params.KEY)"),
     "n": _key(int, "images per request (1-10)", api_field=True),
     "size": _key(str, "WxH, auto, or a preset like 2K", api_field=True),
+    "aspect": _key(str, "shape W:H (e.g. 16:9), mapped to each model's ratio or size", api_field=True),
+    "negative_prompt": _key(str, "what to keep out of the image (models that take it)", api_field=True),
     "quality": _key(str, "image quality", "standard", "hd", "low", "medium", "high", "auto", api_field=True),
     "style": _key(str, "dall-e-3 style", "vivid", "natural", api_field=True),
     "background": _key(str, "GPT image background", "transparent", "opaque", "auto", api_field=True),
@@ -457,7 +459,7 @@ def _file_profile(path: Path, name: str, section: Mapping[str, Any], warnings: l
 
 
 def _file_warnings(path: Path, data: Mapping[str, Any]) -> list[str]:
-    known = {"default_profile", "profiles"}
+    known = {"default_profile", "profiles", "models"}
     return [f"{path}: unknown top-level key {key!r} ignored (kept in the file)" for key in data if key not in known]
 
 
@@ -557,6 +559,19 @@ def _from_flag(key: str, value: Any) -> Any:
         raise UsageError(f"{_flag_name(key)}{' ' + shown if shown else ''}: {exc}") from None
 
 
+def load_user_models(environ: Mapping[str, str] | None = None) -> None:
+    """Make the config file's [models."ID"] records known, for the commands that resolve nothing."""
+    path = configfile.config_path(environ)
+    _use_user_models(path, read_config(path))
+
+
+def _use_user_models(path: Path, data: Mapping[str, Any]) -> None:
+    from ..models import capabilities
+    from . import usermodels
+
+    capabilities.use_user_specs(usermodels.load(path, data))
+
+
 def resolve(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve every setting. `flags` holds only what was given on the command line (None = not given)."""
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
@@ -564,6 +579,7 @@ def resolve(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     path = configfile.config_path(environ)
     data = read_config(path)
     warnings = _file_warnings(path, data)
+    _use_user_models(path, data)
 
     chosen = select_profile(flags.get("profile"), environ, data, path)
     profile = require_profile(chosen, data, path)

@@ -21,6 +21,10 @@ here has the same shape:
                                               failed (an ImgenError; never retried)
   offline (the placeholder): OFFLINE = True and answer(call) -> payload stands in for the server.
 
+Optional flags a sync dialect sets: B64_KEY (the JSON key whose string values are base64 images,
+decoded as the body arrives; default b'"b64_json"'), INLINE_REFERENCES (reference URLs are
+fetched and given to build() as data URIs), COUNTS_RESULTS (fewer images than n is reported).
+
 Raising an ImgenError from parse or progress is how a dialect says the answer is unusable.
 """
 
@@ -34,9 +38,11 @@ from typing import Any
 from ..errors import ConfigError, ImgenError
 from ..results import GenerationResponse
 
-# name -> module; adding a wire format is one module here and its records in models/table.py.
+# name -> module; adding a wire format is one module here and its records in models/capabilities.py.
 DIALECTS: dict[str, str | ModuleType] = {
     "openai": "openai_images",
+    "gemini": "gemini",
+    "bria": "bria",
     "envelope": "envelope",
     "placeholder": "placeholder",
 }

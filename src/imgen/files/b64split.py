@@ -56,8 +56,8 @@ class B64Stream:
             self.error = ("invalid_base64", "the API sent base64 image data that ends in the middle of a group")
 
 
-def split(chunks: Iterable[bytes], make_sink: Callable[[int], Sink]) -> tuple[bytes, list[B64Stream]]:
-    """Return (the body with each b64_json value replaced by PLACEHOLDER + its number, streams)."""
+def split(chunks: Iterable[bytes], make_sink: Callable[[int], Sink], *, key: bytes = KEY) -> tuple[bytes, list[B64Stream]]:
+    """Return (the body with each `key` string value replaced by PLACEHOLDER + its number, streams)."""
     skeleton = bytearray()
     streams: list[B64Stream] = []
     current: B64Stream | None = None
@@ -80,20 +80,20 @@ def split(chunks: Iterable[bytes], make_sink: Callable[[int], Sink]) -> tuple[by
                 current = None
                 pos = end + 1
                 continue
-            k = data.find(KEY, pos)
+            k = data.find(key, pos)
             if k < 0:
                 keep = max(pos, len(data) - LOOKBEHIND)
                 skeleton += data[pos:keep]
                 pending = data[keep:]
                 break
-            j = k + len(KEY)
+            j = k + len(key)
             while j < len(data) and data[j : j + 1] in b" \t\r\n:":
                 j += 1
             if j >= len(data):  # the `: "` is in the next chunk: decide then
                 skeleton += data[pos:k]
                 pending = data[k:]
                 break
-            if data[j : j + 1] != b'"' or b":" not in data[k + len(KEY) : j]:
+            if data[j : j + 1] != b'"' or b":" not in data[k + len(key) : j]:
                 skeleton += data[pos:j]  # not a key with a string value: json.loads judges
                 pos = j
                 continue

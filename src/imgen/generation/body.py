@@ -11,11 +11,12 @@ from ..files.writer import ImageWriter
 from ..results import GenerationResponse
 
 SMALL_BODY = 4 * 1024 * 1024
+B64_KEY = b64split.KEY
 
 
-def read(response: Any, directory: Any, max_bytes: int, spools: list[ImageWriter]) -> bytes:
-    """The body, with its large base64 strings replaced by placeholders whose images went into
-    `spools` (the caller aborts them if anything fails)."""
+def read(response: Any, directory: Any, max_bytes: int, spools: list[ImageWriter], *, key: bytes = B64_KEY) -> bytes:
+    """The body, with its large base64 strings (the values of `key`) replaced by placeholders
+    whose images went into `spools` (the caller aborts them if anything fails)."""
     import httpx
 
     length = response.headers.get("content-length")
@@ -28,7 +29,7 @@ def read(response: Any, directory: Any, max_bytes: int, spools: list[ImageWriter
             spools.append(writer)
             return writer
 
-        body, streams = b64split.split(response.iter_bytes(), spool)
+        body, streams = b64split.split(response.iter_bytes(), spool, key=key)
     except httpx.HTTPError as exc:
         raise NetworkError(
             f"the connection dropped while reading the API's answer ({type(exc).__name__})",

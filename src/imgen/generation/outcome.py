@@ -42,7 +42,7 @@ def document(outcome: Outcome) -> dict[str, Any]:
         for key in ("url", "revised_prompt", "size"):
             if getattr(s.item, key):
                 entry[key] = getattr(s.item, key)
-        entry.update(_stream_extras(s.item))
+        entry.update(_extras(s.item))
         images.append(entry)
     doc: dict[str, Any] = {
         "model": outcome.plan.request.model,
@@ -55,7 +55,7 @@ def document(outcome: Outcome) -> dict[str, Any]:
     if outcome.urls:
         doc["urls"] = [{"index": i.index + 1, "url": i.url, **({"size": i.size} if i.size else {})} for i in outcome.urls]
     if outcome.failed:
-        doc["errors"] = [{"index": f.item.index + 1, **f.error.to_dict(), **_stream_extras(f.item)} for f in outcome.failed]
+        doc["errors"] = [{"index": f.item.index + 1, **f.error.to_dict(), **_extras(f.item)} for f in outcome.failed]
     if resp.usage is not None:
         doc["usage"] = resp.usage
     doc["cost"] = cost_of(outcome.plan, resp.usage)
@@ -64,6 +64,7 @@ def document(outcome: Outcome) -> dict[str, Any]:
     return doc
 
 
-def _stream_extras(item: ImageResult) -> dict[str, Any]:
-    # A streamed image reports its own usage (one completed event each) and the partials before it.
-    return {k: item.extra[k] for k in ("usage", "partials") if k in item.extra}
+def _extras(item: ImageResult) -> dict[str, Any]:
+    # A streamed image reports its own usage (one completed event each) and the partials before
+    # it; a Bria image its seed and uuid, to make it again.
+    return {k: item.extra[k] for k in ("usage", "partials", "seed", "uuid") if k in item.extra}

@@ -8,6 +8,7 @@ import json
 import shlex
 import sys
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
@@ -17,7 +18,7 @@ from ..config.settings import GENERATION_FIELDS, Settings, Sourced, mask_key, re
 from ..errors import AuthError, UsageError
 from ..files import names
 from ..files.writer import DEFAULT_MAX_BYTES
-from ..models import capabilities, preflight
+from ..models import aspect, capabilities, preflight
 from ..request import GenerateRequest
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
@@ -101,8 +102,10 @@ def prepare(
 
     dialect = choose_dialect(model, settings)
     dialects.get(dialect)  # an unknown dialect is a config error, before anything else
+    shaped = aspect.apply(request.fields, capabilities.lookup(model, dialect), model, strict=strict)
     result = preflight.check(request, dialect, strict=strict)
-    problems = list(result.problems)
+    problems = [shaped.problem] if shaped.problem else []
+    problems += result.problems
 
     template = str(settings["name"])
     try:
@@ -118,7 +121,7 @@ def prepare(
         settings=settings,
         request=request,
         dialect=dialect,
-        warnings=[*settings.warnings, *result.warnings],
+        warnings=[*settings.warnings, *([shaped.warning] if shaped.warning else []), *result.warnings],
         target=target,
         template=template,
         overwrite=overwrite,
@@ -183,6 +186,10 @@ def cost_of(plan: Plan, usage: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"usd": 0.0, "note": "the offline placeholder is free"}
     from ..models import catalog, cost
 
+    spec = capabilities.lookup(plan.request.model, plan.dialect)
+    if spec is not None and spec.price_per_image is not None:
+        usd = float(Decimal(str(spec.price_per_image)) * plan.request.n)
+        return {"usd": usd, "note": f"${spec.price_per_image:g} per image x {plan.request.n} (your model record)"}
     cached = catalog.read_cache(plan.base_url)
     if cached is None:
         return {"usd": None, "note": "no cached price list for this base URL; run: imgen models --remote"}

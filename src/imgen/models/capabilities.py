@@ -43,7 +43,7 @@ from .rules import (
 class ModelSpec:
     id: str
     provider: str
-    dialect: str  # the dialects/ module that speaks to it: "openai" | "envelope" | "placeholder"
+    dialect: str  # the dialects/ module that speaks to it: "openai" | "gemini" | "bria" | "envelope" | "placeholder"
     fields: Mapping[str, Rule]
     prompt_max: int
     results: tuple[str, ...]  # what data[] items carry: "url", "b64_json", or "data" (local bytes)
@@ -56,10 +56,17 @@ class ModelSpec:
     prompt_advice: int | None = None  # a soft limit: warn above it, refuse only above prompt_max
     refused: Mapping[str, str] = field(default_factory=dict)  # field -> why this model rejects it
     combos: tuple[Combo, ...] = ()
+    # --aspect: ratio -> the named size the provider lists for it, where the size's own ratio is
+    # only close (dall-e-3's 1792x1024 is "16:9"); presets with an exact ratio need no entry.
+    aspects: Mapping[str, str] = field(default_factory=dict)
+    aspect_scale: str = "1K"  # the scale the listed sizes are at; -s 2K asks for another
+    user: bool = False  # described in the user's config file, not built in
+    price_per_image: float | None = None  # the user's own price, when the catalog has none
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
         object.__setattr__(self, "refused", MappingProxyType(dict(self.refused)))
+        object.__setattr__(self, "aspects", MappingProxyType(dict(self.aspects)))
 
     @property
     def n_range(self) -> tuple[int, int]:
@@ -95,6 +102,8 @@ class ModelSpec:
             "refused": dict(self.refused),
             "rules": [c.text for c in self.combos],
             "note": self.note,
+            "user": self.user,
+            "price_per_image": self.price_per_image,
         }
 
 
@@ -153,6 +162,37 @@ GPT_IMAGE_2_FREE = FreeSize(max_edge=3840, multiple=16, max_ratio=3, min_pixels=
 # version, so the server has the last word on the minimum.
 SEEDREAM_FREE = FreeSize(max_ratio=16, min_pixels=1280 * 720, max_pixels=4096 * 4096)
 
+GEMINI_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+BRIA_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9")
+_GEMINI_ONE = "makes one image per request (n must be 1)"
+
+
+def _gemini(id: str, *, ratios: tuple[str, ...], sizes: tuple[str, ...], note: str) -> ModelSpec:
+    return ModelSpec(
+        id=id,
+        provider="Google (Gemini)",
+        dialect="gemini",
+        fields={
+            # Several images would be several billed calls: say so rather than multiply them.
+            "n": IntRange(1, 1, reason=_GEMINI_ONE, forward="use -n 1, and --batch with one line per image for more"),
+            "size": Sizes(sizes),
+            "aspect_ratio": Enum(ratios),
+            "image": ListOf(14),
+        },
+        prompt_max=32000,
+        results=("b64_json",),
+        default_size="1K",
+        features=("text-to-image", "image-to-image"),
+        note=note + "; images come inline (base64); the model's text goes to stderr and --json",
+    )
+
+
+# Models a provider has shut down: id -> (when, what replaces it). Refused with that news.
+RETIRED: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "gemini-2.5-flash-image": ("2026-10-02", "gemini-3.1-flash-image-preview"),
+    "gemini-2.5-flash-image-preview": ("2026-10-02", "gemini-3.1-flash-image-preview"),
+})
+
 SPECS: tuple[ModelSpec, ...] = (
     _openai(
         "dall-e-2",
@@ -184,6 +224,7 @@ SPECS: tuple[ModelSpec, ...] = (
         default_size="1024x1024",
         features=("text-to-image",),
         note="returns revised_prompt; URLs expire after 60 minutes",
+        aspects={"16:9": "1792x1024", "9:16": "1024x1792"},
     ),
     _gpt_image("gpt-image-1"),
     _gpt_image("gpt-image-1-mini"),
@@ -210,6 +251,7 @@ SPECS: tuple[ModelSpec, ...] = (
         default_size="1328x1328",
         features=("text-to-image",),
         note="one image per request",
+        aspects={"16:9": "1664x928", "4:3": "1472x1140", "3:4": "1140x1472", "9:16": "928x1664"},
     ),
     ModelSpec(
         id="doubao-seedream-5-0-260128",
@@ -245,6 +287,12 @@ SPECS: tuple[ModelSpec, ...] = (
         features=("text-to-image", "image-to-image", "sequential"),
         combos=(REFS_PLUS_OUTPUTS, MAX_IMAGES_NEEDS_AUTO, SEEDREAM_VERSION_NOTES),
         note="URLs are signed and expire after 24 h; the returned size can differ from the preset; watermark defaults to true",
+        # The provider's recommended 2K sizes; other ratios and -s 4K are computed.
+        aspects={
+            "1:1": "2048x2048", "4:3": "2304x1728", "3:4": "1728x2304", "16:9": "2848x1600", "9:16": "1600x2848",
+            "3:2": "2496x1664", "2:3": "1664x2496", "21:9": "3136x1344",
+        },
+        aspect_scale="2K",
     ),
     ModelSpec(
         id="gpt-image-1.5",
@@ -272,6 +320,30 @@ SPECS: tuple[ModelSpec, ...] = (
         combos=_GPT_COMBOS,
         note="success is code == 0 inside the envelope, whatever the HTTP status",
     ),
+    _gemini(
+        "gemini-3.1-flash-image-preview",
+        ratios=(*GEMINI_RATIOS, "1:4", "4:1", "1:8", "8:1"),
+        sizes=("512", "1K", "2K", "4K"),
+        note="the default Gemini image model on CometAPI; 512 is its fast tier",
+    ),
+    _gemini("gemini-3-pro-image-preview", ratios=GEMINI_RATIOS, sizes=("1K", "2K", "4K"), note="higher quality, slower"),
+    ModelSpec(
+        id="bria",
+        provider="Bria",
+        dialect="bria",
+        aliases=("bria-text-to-image",),
+        fields={
+            "n": IntRange(1, 4),
+            "aspect_ratio": Enum(BRIA_RATIOS),
+            "seed": IntRange(0, 2_147_483_647),
+            "negative_prompt": Text(),
+        },
+        prompt_max=10000,
+        results=("url",),
+        default_size=None,
+        features=("text-to-image",),
+        note="1 MP images; URLs are temporary; moderation can drop results (fewer images than -n); more fields via --param",
+    ),
     ModelSpec(
         id="placeholder",
         provider="imgen (offline)",
@@ -288,28 +360,41 @@ SPECS: tuple[ModelSpec, ...] = (
     ),
 )
 
+# The records the user's config file describes ([models."ID"]); config.settings sets them each
+# time it reads the file. They come first: a user's record of a built-in id replaces it.
+_USER: tuple[ModelSpec, ...] = ()
+
+
+def use_user_specs(specs: tuple[ModelSpec, ...]) -> None:
+    global _USER
+    _USER = specs
+
+
 def all_specs() -> tuple[ModelSpec, ...]:
-    return SPECS
+    return _USER + SPECS
+
+
+def builtin(model_id: str) -> ModelSpec | None:
+    return next((s for s in SPECS if model_id == s.id or model_id in s.aliases), None)
 
 
 def lookup(model_id: str, dialect: str | None = None) -> ModelSpec | None:
-    """The record for `model_id`: exact ids and aliases before families, and among equals the
-    one for `dialect` (gpt-image-1.5 exists both on OpenAI-shaped APIs and on the envelope)."""
-    for exact in (True, False):
-        found = [
-            s
-            for s in SPECS
-            if (model_id == s.id or model_id in s.aliases) == exact and s.matches(model_id)
-        ]
-        if found:
-            same = [s for s in found if s.dialect == dialect]
-            openai = [s for s in found if s.dialect == "openai"]
-            return (same or openai or found)[0]
+    """The record for `model_id`: the user's before built-in ones, exact ids and aliases before
+    families, and among equals the one for `dialect` (gpt-image-1.5 exists both on
+    OpenAI-shaped APIs and on the envelope)."""
+    for table in (_USER, SPECS):
+        for exact in (True, False):
+            found = [s for s in table if (model_id == s.id or model_id in s.aliases) == exact and s.matches(model_id)]
+            if found:
+                same = [s for s in found if s.dialect == dialect]
+                openai = [s for s in found if s.dialect == "openai"]
+                return (same or openai or found)[0]
     return None
 
 
 def known_ids() -> list[str]:
-    return sorted({s.id for s in SPECS} | {a for s in SPECS for a in s.aliases})
+    specs = all_specs()
+    return sorted({s.id for s in specs} | {a for s in specs for a in s.aliases})
 
 
 def close_ids(model_id: str, n: int = 3) -> list[str]:

@@ -25,9 +25,22 @@ def _usd(pricing: Pricing) -> bool:
     return pricing.currency is None or "USD" in pricing.currency.upper()
 
 
+# Gemini's usageMetadata names for the same counts; its thinking tokens are billed as output.
+_ALSO = {
+    "input_tokens": (("promptTokenCount",), ("prompt_token_count",)),
+    "output_tokens": (("candidatesTokenCount", "thoughtsTokenCount"), ("candidates_token_count", "thoughts_token_count")),
+}
+
+
 def _count(usage: Mapping[str, Any] | None, key: str) -> int | None:
-    value = (usage or {}).get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    usage = usage or {}
+    names = [(key,), *_ALSO.get(key, ())]
+    for group in names:
+        values = [usage.get(name) for name in group]
+        counts = [v for v in values if isinstance(v, int) and not isinstance(v, bool) and v >= 0]
+        if counts:
+            return sum(counts)
+    return None
 
 
 def estimate_cost(

@@ -98,6 +98,8 @@ def _refusal(spec: ModelSpec, model: str, name: str, value: Any) -> str:
     why = spec.refused.get(name)
     if why is None:
         takers = sorted({s.id for s in capabilities.all_specs() if name in s.fields and s.dialect == spec.dialect})
+        # A field no model of this API takes (--negative-prompt on dall-e-3): name those that do.
+        takers = takers or sorted({s.id for s in capabilities.all_specs() if name in s.fields})
         if takers and len(takers) <= 3:
             why = " and ".join(takers) + (" do" if len(takers) > 1 else " does")
         elif takers:
@@ -153,6 +155,11 @@ def check(req: GenerateRequest, dialect: str, *, strict: bool = False) -> CheckR
     `req.params` (--param) are the user's way around this table, so they are never checked."""
     spec = lookup(req.model, dialect)
     out = CheckResult(spec=spec)
+    retired = capabilities.RETIRED.get(req.model)
+    if retired is not None:
+        when, instead = retired
+        out.problems.append(f"--model {req.model}: the provider shut it down on {when}; use --model {instead}")
+        return out
     if spec is None:
         _check_unknown(req.model, strict, out)
         return out

@@ -299,7 +299,7 @@ def send(
             if not error.retryable or attempt >= policy.retries:
                 raise error
             retry_after = parse_retry_after(response.headers)
-            delay = policy.delay(attempt, retry_after)
+            delay = policy.delay(attempt, error.retry_after if retry_after is None else retry_after)
             if on_retry:
                 on_retry(f"{target} answered {response.status_code}; retrying in {delay:.1f}s")
             if response.status_code == 429:
