@@ -51,6 +51,8 @@ METAVARS = {
     "max_cost": "USD",
     "profile": "NAME",
     "api": "API",
+    "aspect": "W:H",
+    "negative_prompt": "TEXT",
 }
 
 EXAMPLES: list[tuple[str, str]] = [
@@ -67,6 +69,11 @@ EXAMPLES: list[tuple[str, str]] = [
      'imgen generate --json "a cat" | jq -r \'.images[].path\''),
     ("In CI: run every prompt of a JSON Lines file, eight requests in flight:",
      "imgen generate --batch prompts.jsonl -o assets/ --concurrency 8"),
+    ("Ask any model for a shape; each model's record maps it (here to size 1792x1024):",
+     'imgen generate -m dall-e-3 --aspect 16:9 --dry-run "a wide harbour"'),
+    ("Gemini and Bria on the same key: a 2K 16:9 image, and three Bria images without text:",
+     'imgen generate -m gemini-3.1-flash-image-preview --aspect 16:9 -s 2K "a lighthouse in a storm"\n'
+     'imgen generate -m bria -n 3 --aspect 4:5 --negative-prompt "text, logos" "a ceramic mug on oak"'),
     ("Show the request that would be sent (key masked) and a curl equivalent, sending nothing:",
      'imgen generate --dry-run -m dall-e-2 -n 2 -s 512x512 "icons"'),
     ("Store a key for a profile and make that profile the default:",
@@ -355,7 +362,8 @@ def render() -> str:
         ".PP",
         line(esc(
             f"{PROG} sends a prompt to an image API (the OpenAI-compatible POST /v1/images/generations, "
-            "or a gateway with its own envelope) and writes the images to disk: downloaded at once, "
+            "Gemini generateContent, Bria text-to-image, or a gateway with its own envelope) and writes "
+            "the images to disk: downloaded at once, "
             "verified (status, length, image signature) and renamed into place, never overwriting a "
             "file unless asked. Every flag is checked against the model's capabilities before "
             "anything is sent."
@@ -365,6 +373,21 @@ def render() -> str:
             "Standard output carries data only: one saved path per line, or with --json one JSON "
             "document. Progress, warnings and errors go to standard error. Settings resolve as "
             "command-line flag, then environment, then profile (config file over built-in), then default."
+        )),
+        ".PP",
+        line(esc(
+            "--aspect W:H asks any model for a shape: the ratio itself where the API takes ratios (Gemini, "
+            "Bria), the size the model lists for it (dall-e-3 16:9 is 1792x1024), or a size computed where "
+            "sizes are free (gpt-image-2; -s 1K|2K|4K sets the scale). A ratio the model lacks gets the "
+            "nearest, with a warning; --strict refuses. imgen models show MODEL lists what is sent."
+        )),
+        ".PP",
+        line(esc(
+            'Models imgen does not know can be described in the config file as [models."ID"] tables: '
+            'like = "gpt-image-1" to start from a built-in record, or dialect = "openai" with sizes, n, '
+            "ratios, fields ([lo, hi], a list of choices, \"text\", \"bool\", \"images\") and price_per_image. "
+            "They are checked, listed and priced like built-in records; a malformed one is a configuration "
+            "error naming the file, line and key."
         )),
         ".SH OPTIONS",
         line(esc("Options given before the command apply to it; every command also takes -h, --help.")),

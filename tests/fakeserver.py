@@ -1,7 +1,8 @@
 """A local HTTP server that answers like the image APIs imgen talks to, with fault injection.
 
 It reproduces the shapes in ``shared/api-notes.md``: the OpenAI-compatible generation endpoint
-(DALL-E, GPT image with SSE streaming, qwen-image, Seedream), signed download URLs that break when
+(DALL-E, GPT image with SSE streaming, qwen-image, Seedream), Gemini's generateContent with inline
+base64 images and Google-shaped errors, Bria's text-to-image, signed download URLs that break when
 a single byte changes, the envelope gateway and the model catalog. Tests queue faults with
 ``FakeServer.fault``; benchmarks and manual runs start it standalone::
 
@@ -27,6 +28,7 @@ import struct
 import sys
 import threading
 import time
+import uuid
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -38,7 +40,11 @@ __all__ = ["FAULT_KINDS", "FakeServer", "Recorded", "default_catalog", "main", "
 
 MiB = 1 << 20
 
-GENERATION_PATHS = ("/v1/images/generations", "/api/v1/image/generation", "/placeholder/v1/tasks")
+GENERATION_PATHS = (
+    "/v1/images/generations", "/api/v1/image/generation", "/placeholder/v1/tasks", "/bria/text-to-image",
+)
+# Gemini names the model in the path, so its route is a pattern rather than one of GENERATION_PATHS.
+GEMINI_ROUTE = re.compile(r"^/v1beta/models/([^/]+):generateContent$")
 TASK_PATH = "/placeholder/v1/tasks"
 
 # Every fault kind with its options and their defaults; unknown kinds or options are refused so a
@@ -74,6 +80,17 @@ FAULT_KINDS: dict[str, dict[str, Any]] = {
     "stream_cut": {"after_partials": 1},
     "stream_split": {"chunk": None, "seed": 0, "pause": 0.0005},
     "stream_few_partials": {"partials": 0},
+    # generation side, Gemini only
+    "gemini_blocked_prompt": {"reason": "SAFETY"},
+    "gemini_blocked_image": {"reason": "IMAGE_SAFETY"},
+    "gemini_text_only": {"text": "I can't draw that, but here is a description..."},
+    "gemini_markdown": {},
+    "gemini_snake": {},
+    "google_error": {"status": 429, "retry_delay": "1s", "message": None},
+    # generation side, Bria only
+    "bria_moderation": {"message": "Prompt was flagged by content moderation"},
+    "bria_fewer": {"drop": 1},
+    "bria_multi_urls": {},
     # the placeholder task API: decided at the submit, or on one poll
     "task_failed": {"message": "the task failed at the provider"},
     "poll_status": {"status": 503, "body": None, "headers": None},
@@ -96,6 +113,13 @@ _NON_STREAM = {"shape"}
 _OPENAI_NON_STREAM = {"invalid_b64", "item_error"}
 _ENVELOPE_ONLY = {"envelope_error", "envelope_pending"}
 _STREAM_ONLY = {"stream_error_event", "stream_json_error", "stream_cut", "stream_split", "stream_few_partials"}
+_GEMINI_ONLY = {"gemini_blocked_prompt", "gemini_blocked_image", "gemini_text_only", "gemini_markdown",
+                "gemini_snake", "google_error"}
+_BRIA_ONLY = {"bria_moderation", "bria_fewer", "bria_multi_urls"}
+# Gemini and Bria answer in their providers' own shapes: of the OpenAI-shaped faults only those the
+# gateway in front of them would produce apply (OpenAI's safety system is not in that path).
+_OWN_SHAPES = {"gemini", "bria"}
+_GATEWAY = _ANY_API - {"moderation"}
 
 _ANSWERED = object()  # a fault that was the whole response: the route has nothing left to do
 
@@ -109,6 +133,10 @@ DEFAULT_RANDOM_KINDS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+def _is_generation(route: str) -> bool:
+    return route in GENERATION_PATHS or GEMINI_ROUTE.match(route) is not None
+
+
 def _matches(kind: str, ctx: tuple[str, str, bool]) -> bool:
     side, dialect, stream = ctx
     if kind.startswith("dl_"):
@@ -119,6 +147,12 @@ def _matches(kind: str, ctx: tuple[str, str, bool]) -> bool:
         return side == "api" and dialect == "task"
     if side != "api":
         return False
+    if kind in _GEMINI_ONLY:
+        return dialect == "gemini"
+    if kind in _BRIA_ONLY:
+        return dialect == "bria"
+    if dialect in _OWN_SHAPES:
+        return kind in _GATEWAY
     if kind in _ANY_API:
         return True
     if kind in _NON_STREAM:
@@ -432,6 +466,8 @@ def _endpoints(kind: str) -> str:
         "text": ("openai", "/v1/chat/completions"),
         "video": ("openai-video", "/v1/videos"),
         "audio": ("openai-audio", "/v1/audio/speech"),
+        "gemini": ("gemini", "/v1beta/models/{model}:generateContent"),
+        "bria": ("bria", "/bria/text-to-image"),
     }
     name, path = paths[kind]
     return json.dumps({name: {"path": path, "method": "POST"}}, indent=2)
@@ -489,6 +525,10 @@ def default_catalog() -> list[dict[str, Any]]:
         _entry("gpt-image-1", "GPT Image 1", "OpenAI", "openai", "image", edit, tokens, 1745366400),
         text("gemini-2.5-pro", "Gemini 2.5 Pro", "Google", "google", 1.25, 10, 1750118400),
         text("gemini-2.5-flash", "Gemini 2.5 Flash", "Google", "google", 0.3, 2.5, 1750118400),
+        _entry(
+            "gemini-3.1-flash-image-preview", "Gemini 3.1 Flash Image (preview)", "Google", "google", "image", edit,
+            {"currency": "USD / M Tokens", "input": 0.5, "output": 60}, 1771977600, endpoints=_endpoints("gemini"),
+        ),
         text("deepseek-v3.1", "DeepSeek V3.1", "DeepSeek", "deepseek", 0.56, 1.68, 1755648000),
         text("deepseek-r1", "DeepSeek R1", "DeepSeek", "deepseek", 0.55, 2.19, 1737331200),
         _entry("gpt-image-1-mini", "GPT Image 1 mini", "OpenAI", "openai", "image", edit, tokens, 1759708800),
@@ -498,6 +538,10 @@ def default_catalog() -> list[dict[str, Any]]:
         text("grok-4", "Grok 4", "xAI", "xai", 3, 15, 1752105600),
         _entry("gpt-image-2", "GPT Image 2", "OpenAI", "openai", "image", edit, tokens, 1776729600),
         _entry("qwen-image", "Qwen Image", "Qwen", "qwen", "image", t2i, {"per_request": 0.03}, 1754352000),
+        _entry(
+            "gemini-3-pro-image-preview", "Gemini 3 Pro Image (preview)", "Google", "google", "image", edit,
+            {"currency": "USD / M Tokens", "input": 2, "output": 120}, 1763596800, endpoints=_endpoints("gemini"),
+        ),
         _entry(
             "flux-1-kontext-pro", "FLUX.1 Kontext [pro]", "Black Forest Labs", "bfl", "image", edit,
             {"per_request": 0.04}, 1748476800,
@@ -512,6 +556,10 @@ def default_catalog() -> list[dict[str, Any]]:
             {"per_request": 0.035}, 1756339200,
         ),
         text("glm-4.6", "GLM-4.6", "Zhipu", "zhipu", 0.6, 2.2, 1759104000),
+        _entry(
+            "bria", "Bria Text-to-Image", "Bria", "bria", "image", t2i, {"per_request": 0.04}, 1740787200,
+            endpoints=_endpoints("bria"),
+        ),
         text("llama-4-maverick", "Llama 4 Maverick", "Meta", "meta", 0.27, 0.85, 1743811200),
         text("mistral-large-latest", "Mistral Large", "Mistral", "mistral", 2, 6, 1731974400),
         text("claude-opus-4-1", "Claude Opus 4.1", "Anthropic", "anthropic", 15, 75, 1754352000),
@@ -594,6 +642,241 @@ def _gpt2_size_ok(size: str) -> bool:
     return max(w, h) <= 3840 and w * h <= 3840 * 2160
 
 
+class _Rejected(Exception):
+    """A request a route refuses, with the status and provider-shaped body to answer."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(status)
+        self.status, self.body = status, body
+
+
+def _google_bad(message: str) -> _Rejected:
+    return _Rejected(400, _google_error(400, message))
+
+
+_GEMINI_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+_GEMINI_MODELS = {  # aspect ratios, image sizes
+    "gemini-3.1-flash-image-preview": (_GEMINI_RATIOS + ("1:4", "4:1", "1:8", "8:1"), ("512", "1K", "2K", "4K")),
+    "gemini-3-pro-image-preview": (_GEMINI_RATIOS, ("1K", "2K", "4K")),
+}
+_GEMINI_SHUT_DOWN = {"gemini-2.5-flash-image": ("Gemini 2.5 Flash Image", "2026-10-02")}
+_GEMINI_MIME = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/heif")
+_GEMINI_MAX_IMAGES = 14
+# Output tokens per image as Gemini 3 Pro Image bills them (1K and 2K cost the same); 512 is a guess.
+_GEMINI_IMAGE_TOKENS = {"512": 560, "1K": 1120, "2K": 1120, "4K": 2000}
+_GEMINI_INPUT_IMAGE_TOKENS = 258
+# The fields of the request messages: Google's JSON parser refuses any other name, in either spelling.
+_PART_DATA = {"text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode",
+              "codeExecutionResult"}
+_GEMINI_FIELDS = {
+    "request": {"contents", "tools", "toolConfig", "safetySettings", "systemInstruction", "generationConfig",
+                "cachedContent", "labels"},
+    "content": {"role", "parts"},
+    "part": _PART_DATA | {"thought", "thoughtSignature", "videoMetadata"},
+    "blob": {"mimeType", "data"},
+    "generationConfig": {"stopSequences", "responseMimeType", "responseSchema", "responseJsonSchema",
+                         "responseModalities", "candidateCount", "maxOutputTokens", "temperature", "topP", "topK",
+                         "seed", "presencePenalty", "frequencyPenalty", "responseLogprobs", "logprobs",
+                         "speechConfig", "thinkingConfig", "imageConfig", "mediaResolution"},
+    "imageConfig": {"aspectRatio", "imageSize"},
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def _snake_keys(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {_snake(k): _snake_keys(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_snake_keys(v) for v in obj]
+    return obj
+
+
+def _proto(obj: Any, where: str, fields: str) -> dict[str, Any]:
+    """``obj`` read as the message ``fields``: names in lowerCamelCase whichever spelling was sent, null as unset."""
+    if obj is None:
+        return {}
+    if not isinstance(obj, dict):
+        raise _google_bad(f"Invalid JSON payload received. Expected an object at '{where or 'request'}'.")
+    known = _GEMINI_FIELDS[fields]
+    out: dict[str, Any] = {}
+    for name, value in obj.items():
+        camel = _camel(name)
+        if camel not in known:
+            at = f" at '{where}'" if where else ""
+            raise _google_bad(f'Invalid JSON payload received. Unknown name "{name}"{at}: Cannot find field.')
+        out[camel] = value
+    return out
+
+
+def _check_blob(raw: Any, where: str) -> None:
+    blob = _proto(raw, where, "blob")
+    mime, data = blob.get("mimeType"), blob.get("data")
+    if mime is None:
+        raise _google_bad(f"* GenerateContentRequest.{where}.mime_type: required field is not set.")
+    if mime not in _GEMINI_MIME:
+        raise _google_bad(f"Unsupported MIME type: {mime}")
+    if not isinstance(data, str):
+        raise _google_bad(f"Invalid value at '{where}.data' (TYPE_BYTES), {json.dumps(data)[:40]}")
+    try:
+        # Google's JSON reader takes either base64 alphabet, padded or not; a data: prefix is no base64.
+        decoded = base64.b64decode(data.replace("-", "+").replace("_", "/") + "=" * (-len(data) % 4), validate=True)
+    except ValueError:
+        preview = json.dumps(data[:40])
+        raise _google_bad(f"Invalid value at '{where}.data' (TYPE_BYTES), Base64 decoding failed for {preview}") from None
+    if not decoded:
+        raise _google_bad("Unable to process input image. Please retry or report in "
+                          "https://developers.generativeai.google/guide/troubleshooting")
+
+
+def _gemini_plan(model: str, raw: dict) -> dict[str, Any]:
+    if model in _GEMINI_SHUT_DOWN:
+        name, day = _GEMINI_SHUT_DOWN[model]
+        raise _Rejected(404, _google_error(
+            404, f"{name} ({model}) was shut down on {day}. Consider switching to a different model, "
+                 "for example gemini-3.1-flash-image-preview.",
+        ))
+    if model not in _GEMINI_MODELS:
+        raise _Rejected(404, _google_error(
+            404, f"models/{model} is not found for API version v1beta, or is not supported for generateContent. "
+                 "Call ListModels to see the list of available models and their supported methods.",
+        ))
+    ratios, sizes = _GEMINI_MODELS[model]
+    body = _proto(raw, "", "request")
+    contents = body.get("contents")
+    if not isinstance(contents, list) or not contents:
+        raise _google_bad("* GenerateContentRequest.contents: contents is not specified")
+    texts: list[str] = []
+    images = 0
+    for ci, item in enumerate(contents):
+        where = f"contents[{ci}]"
+        content = _proto(item, where, "content")
+        role = content.get("role") or "user"
+        if role not in ("user", "model"):
+            raise _google_bad("Please use a valid role: user, model.")
+        parts = content.get("parts")
+        if not isinstance(parts, list) or not parts:
+            raise _google_bad(f"* GenerateContentRequest.{where}.parts: contents.parts must not be empty.")
+        for pi, raw_part in enumerate(parts):
+            at = f"{where}.parts[{pi}]"
+            part = _proto(raw_part, at, "part")
+            if not _PART_DATA & part.keys():
+                raise _google_bad(f"* GenerateContentRequest.{at}.data: required oneof field 'data' must have one "
+                                  "initialized field")
+            if "text" in part:
+                if not isinstance(part["text"], str):
+                    raise _google_bad(f"Invalid value at '{at}.text' (TYPE_STRING), {json.dumps(part['text'])[:40]}")
+                if role == "user" and part["text"].strip():
+                    texts.append(part["text"])
+            if "inlineData" in part:
+                _check_blob(part["inlineData"], f"{at}.inline_data")
+                images += 1
+                # Gemini 3 wants its earlier images back with the signature it gave them.
+                if role == "model" and not part.get("thought") and not part.get("thoughtSignature"):
+                    raise _google_bad(f"Image part is missing a thought_signature in content position {ci + 1}, "
+                                      f"part position {pi + 1}.")
+    if not texts:
+        raise _google_bad("* GenerateContentRequest.contents: the request has no text prompt; "
+                          "an image model needs a text part.")
+    if images > _GEMINI_MAX_IMAGES:
+        raise _google_bad(f"Too many input images: {images}. This model accepts at most {_GEMINI_MAX_IMAGES}.")
+    config = _proto(body.get("generationConfig"), "generation_config", "generationConfig")
+    modalities = config.get("responseModalities")
+    enum = "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerationConfig.Modality"
+    if modalities is not None and not isinstance(modalities, list):
+        raise _google_bad(f"Invalid value at 'generation_config.response_modalities' ({enum}), {json.dumps(modalities)}")
+    wanted = set()
+    for i, modality in enumerate(modalities or []):
+        # Google's examples spell them "Text" and "Image" as often as "TEXT" and "IMAGE": both work.
+        name = modality.upper() if isinstance(modality, str) else None
+        if name not in ("TEXT", "IMAGE", "AUDIO", "MODALITY_UNSPECIFIED"):
+            raise _google_bad(
+                f"Invalid value at 'generation_config.response_modalities[{i}]' ({enum}), {json.dumps(modality)}"
+            )
+        if name == "AUDIO":
+            raise _google_bad("Model does not support the requested response modalities: audio")
+        wanted.add(name)
+    image_config = _proto(config.get("imageConfig"), "generation_config.image_config", "imageConfig")
+    ratio = image_config.get("aspectRatio")
+    if ratio is not None and ratio not in ratios:
+        raise _google_bad(f"Unsupported aspect ratio: {ratio}. Supported values are: {', '.join(ratios)}.")
+    size = image_config.get("imageSize")
+    if size is not None and size not in sizes:
+        raise _google_bad(f"Unsupported image size: {size}. Supported values are: {', '.join(sizes)}.")
+    return {"prompt": "\n".join(texts), "images": images, "modalities": wanted, "size": size or "1K"}
+
+
+_BRIA_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9")
+_BRIA_BOOLS = ("prompt_enhancement", "enhance_image", "prompt_content_moderation", "content_moderation",
+               "ip_signal", "sync")
+_BRIA_FIELDS = {"prompt", "num_results", "aspect_ratio", "seed", "negative_prompt", "steps_num",
+                "text_guidance_scale", "medium", *_BRIA_BOOLS}
+
+
+def _bria_plan(body: dict) -> dict[str, Any]:
+    """Validate like FastAPI does: every problem at once, as ``detail`` items, or the plan."""
+    errors: list[dict[str, Any]] = []
+
+    def error(name: str, msg: str, type_: str = "value_error") -> None:
+        errors.append({"loc": ["body", name], "msg": msg, "type": type_})
+
+    def number(name: str, lo: float | None, hi: float | None, integral: bool) -> Any:
+        value = body.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int if integral else (int, float)):
+            if integral:
+                error(name, "value is not a valid integer", "type_error.integer")
+            else:
+                error(name, "value is not a valid float", "type_error.float")
+            return None
+        if lo is not None and value < lo:
+            error(name, f"ensure this value is greater than or equal to {lo}", "value_error.number.not_ge")
+        elif hi is not None and value > hi:
+            error(name, f"ensure this value is less than or equal to {hi}", "value_error.number.not_le")
+        return value
+
+    def choice(name: str, choices: tuple[str, ...]) -> None:
+        value = body.get(name)
+        if value is not None and value not in choices:
+            permitted = ", ".join(f"'{c}'" for c in choices)
+            error(name, f"value is not a valid enumeration member; permitted: {permitted}")
+
+    for name in body:
+        if name not in _BRIA_FIELDS:
+            error(name, "extra fields not permitted", "value_error.extra")
+    prompt = body.get("prompt")
+    if "prompt" not in body:
+        error("prompt", "field required", "value_error.missing")
+    elif prompt is None:
+        error("prompt", "none is not an allowed value", "type_error.none.not_allowed")
+    elif not isinstance(prompt, str):
+        error("prompt", "str type expected", "type_error.str")
+    elif not prompt.strip():
+        error("prompt", "ensure this value has at least 1 characters", "value_error.any_str.min_length")
+    n = number("num_results", 1, 4, integral=True)
+    choice("aspect_ratio", _BRIA_RATIOS)
+    seed = number("seed", None, None, integral=True)
+    if body.get("negative_prompt") is not None and not isinstance(body["negative_prompt"], str):
+        error("negative_prompt", "str type expected", "type_error.str")
+    number("steps_num", 20, 50, integral=True)
+    number("text_guidance_scale", 1, 10, integral=False)
+    choice("medium", ("photography", "art"))
+    for name in _BRIA_BOOLS:
+        if body.get(name) is not None and not isinstance(body[name], bool):
+            error(name, "value could not be parsed to a boolean", "type_error.bool")
+    if errors:
+        raise _Rejected(422, {"detail": errors})
+    return {"prompt": prompt, "n": n or 1, "seed": seed}
+
+
 def _mask(key: str) -> str:
     return f"{key[:3]}...{key[-4:]}" if len(key) >= 12 else "***"
 
@@ -624,6 +907,39 @@ def _status_error(status: int) -> dict:
     )
     return _openai_error(message, type_, None, code)
 
+
+_GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+}
+_GOOGLE_MESSAGES = {
+    400: "Request contains an invalid argument.",
+    401: "Request had invalid authentication credentials.",
+    403: "The caller does not have permission.",
+    404: "Requested entity was not found.",
+    429: "You exceeded your current quota, please check your plan and billing details. For more information on "
+         "this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
+    500: "An internal error has occurred. Please retry or report in "
+         "https://developers.generativeai.google/guide/troubleshooting",
+    503: "The model is overloaded. Please try again later.",
+    504: "Deadline expired before operation could complete.",
+}
+
+
+def _google_error(code: int, message: str, details: list[dict[str, Any]] | None = None) -> dict:
+    error: dict[str, Any] = {"code": code, "message": message, "status": _GOOGLE_STATUS.get(code, "UNKNOWN")}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+# What invalid_json sends by default: a response of the route's own shape, cut short.
+_TRUNCATED = {
+    "openai": b'{"created": 1779872000, "data": [{"url": "http',
+    "gemini": b'{"candidates": [{"content": {"role": "model", "parts": [{"inlineData": {"mimeType": "image/png", '
+              b'"data": "iVBORw0KGgo',
+    "bria": b'{"result": [{"urls": ["http',
+}
 
 _ACCESS_DENIED = b'{"Code":"AccessDenied","Message":"Access Denied","EC":"0003-00000015"}'
 _NO_SUCH_KEY = b'{"Code":"NoSuchKey","Message":"The specified key does not exist.","EC":"0017-00000003"}'
@@ -753,7 +1069,7 @@ class FakeServer:
     def api_requests(self) -> list[Recorded]:
         """Recorded requests to the generation endpoints only."""
         with self._lock:
-            return [r for r in self.requests if r.method == "POST" and r.path.split("?", 1)[0] in GENERATION_PATHS]
+            return [r for r in self.requests if r.method == "POST" and _is_generation(r.path.split("?", 1)[0])]
 
     def polls(self) -> list[Recorded]:
         """Recorded polls of the placeholder task API."""
@@ -961,6 +1277,7 @@ class _Handler(BaseHTTPRequestHandler):
         rec = Recorded(method, self.path, headers, body, parsed, time=time.time())
         self.fake._record(rec)
         route = self.path.split("?", 1)[0]
+        gemini = GEMINI_ROUTE.match(route)
         try:
             if method == "POST" and route == "/v1/images/generations":
                 with self.fake._busy():
@@ -968,6 +1285,12 @@ class _Handler(BaseHTTPRequestHandler):
             elif method == "POST" and route == "/api/v1/image/generation":
                 with self.fake._busy():
                     self._envelope(rec)
+            elif method == "POST" and gemini:
+                with self.fake._busy():
+                    self._gemini(rec, gemini.group(1))
+            elif method == "POST" and route == "/bria/text-to-image":
+                with self.fake._busy():
+                    self._bria(rec)
             elif method == "POST" and route == TASK_PATH:
                 with self.fake._busy():
                     self._task_submit(rec)
@@ -1055,15 +1378,33 @@ class _Handler(BaseHTTPRequestHandler):
             message = f"Incorrect API key provided: {_mask(token)}. You can find your API key in your account settings."
         return _openai_error(message, "invalid_request_error", None, "invalid_api_key")
 
+    def _google_refused(self) -> bool:
+        """Gemini's key check, Bearer or x-goog-api-key: answer in Google's shape and say so when it fails."""
+        if self.headers.get("Authorization") is not None:
+            ok, token = self._auth()
+        else:
+            key, token = self.fake.api_key, self.headers.get("x-goog-api-key")
+            ok = not key or (token is not None and hmac.compare_digest(token.strip().encode(), key.encode()))
+        if ok:
+            return False
+        if token:
+            self._json(401, _google_error(401, "API key not valid. Please pass a valid API key."))
+        else:
+            self._json(403, _google_error(
+                403, "Method doesn't allow unregistered callers (callers without established identity). "
+                     "Please use API Key or other form of API consumer identity to call this API.",
+            ))
+        return True
+
     def _api_fault(self, rec: Recorded, dialect: str, stream: bool) -> Any:
         """The fault queued for this generation request, after the server's latency: _ANSWERED
         when the fault was the whole response, else the fault (or None) for the route to apply."""
         fault = self.fake._take_fault(("api", dialect, stream))
         rec.fault = fault[0] if fault else None
         self.fake._sleep(self.fake.latency)
-        return _ANSWERED if self._early_fault(fault) else fault
+        return _ANSWERED if self._early_fault(fault, dialect) else fault
 
-    def _early_fault(self, fault: tuple[str, dict[str, Any]] | None) -> bool:
+    def _early_fault(self, fault: tuple[str, dict[str, Any]] | None, dialect: str) -> bool:
         """Answer the faults that replace the whole response; True if the request is done."""
         if fault is None:
             return False
@@ -1086,8 +1427,15 @@ class _Handler(BaseHTTPRequestHandler):
         elif kind == "html":
             self._respond(opts["status"], _HTML_502, "text/html")
         elif kind == "invalid_json":
-            body = opts["body"] if opts["body"] is not None else b'{"created": 1779872000, "data": [{"url": "http'
+            body = opts["body"] if opts["body"] is not None else _TRUNCATED.get(dialect, _TRUNCATED["openai"])
             self._respond(opts["status"], body.encode() if isinstance(body, str) else body, "application/json")
+        elif kind == "google_error":
+            status = opts["status"]
+            message = opts["message"] if opts["message"] is not None else _GOOGLE_MESSAGES.get(status, f"HTTP {status}")
+            details = None
+            if status == 429 and opts["retry_delay"] is not None:
+                details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": opts["retry_delay"]}]
+            self._json(status, _google_error(status, message, details))
         elif kind == "reset":
             self._reset_connection()
         elif kind == "slow":
@@ -1477,6 +1825,132 @@ class _Handler(BaseHTTPRequestHandler):
         if variant not in shapes:
             raise ValueError(f"unknown shape variant {variant!r}; known: {', '.join(shapes)}")
         self._json(200, shapes[variant])
+
+    # generation: Gemini ---------------------------------------------------------------------
+
+    def _gemini(self, rec: Recorded, model: str) -> None:
+        fake = self.fake
+        if self._google_refused():
+            return
+        body = rec.json
+        if not isinstance(body, dict):
+            why = "Unexpected token." if body is None else "Root element must be a message."
+            self._json(400, _google_error(400, f"Invalid JSON payload received. {why}"))
+            return
+        fault = self._api_fault(rec, "gemini", False)
+        if fault is _ANSWERED:
+            return
+        try:
+            plan = _gemini_plan(model, body)
+        except _Rejected as exc:
+            self._json(exc.status, exc.body)
+            return
+        kind, opts = fault if fault else (None, {})
+        prompt = plan["prompt"]
+        prompt_tokens = max(1, len(prompt.split())) + _GEMINI_INPUT_IMAGE_TOKENS * plan["images"]
+        thought_tokens = 0 if kind == "gemini_blocked_prompt" else 180
+        trailer = {"modelVersion": model, "responseId": secrets.token_urlsafe(16)}
+
+        def usage(candidate_tokens: int) -> dict[str, int]:
+            counts = {"promptTokenCount": prompt_tokens}
+            if candidate_tokens:
+                counts["candidatesTokenCount"] = candidate_tokens
+            counts["totalTokenCount"] = prompt_tokens + candidate_tokens + thought_tokens
+            if thought_tokens:
+                counts["thoughtsTokenCount"] = thought_tokens
+            return counts
+
+        def signature() -> str:
+            return base64.b64encode(secrets.token_bytes(48)).decode()
+
+        def answer(parts: list[dict[str, Any]], candidate_tokens: int) -> dict[str, Any]:
+            candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0,
+                         "safetyRatings": []}
+            return {"candidates": [candidate], "usageMetadata": usage(candidate_tokens), **trailer}
+
+        blobs: dict[str, list[Any]] = {}
+        if kind == "gemini_blocked_prompt":
+            response = {"promptFeedback": {"blockReason": opts["reason"], "safetyRatings": []},
+                        "usageMetadata": usage(0), **trailer}
+        elif kind == "gemini_blocked_image":
+            response = {"candidates": [{"finishReason": opts["reason"], "index": 0}], "usageMetadata": usage(0),
+                        **trailer}
+        elif kind == "gemini_text_only" or "IMAGE" not in plan["modalities"]:
+            # Without IMAGE among the response modalities the model only writes.
+            text = opts["text"] if kind == "gemini_text_only" else f"Here is a description of the image: {prompt}"
+            response = answer([{"text": text, "thoughtSignature": signature()}], len(text.split()))
+        else:
+            nonce = secrets.token_hex(8)
+            # The draft is a thought: unpadded like the SSE partials, so only the final image is big.
+            draft = fake._image(f"{prompt}\x00draft", "png", padded=False)
+            final = fake._image(f"{prompt}\x00final", "png")
+            draft_ph, final_ph = f"@@B64_{nonce}_draft@@", f"@@B64_{nonce}_final@@"
+            blobs[final_ph] = final.b64_segments()
+            parts: list[dict[str, Any]] = [{
+                "text": "**Composing the scene**\n\nI'm laying out the composition before rendering it.",
+                "thought": True,
+            }]
+            if kind != "gemini_markdown":
+                blobs[draft_ph] = draft.b64_segments()
+                parts.append({"inlineData": {"mimeType": "image/png", "data": draft_ph}, "thought": True})
+            text_tokens = 0
+            if "TEXT" in plan["modalities"]:
+                parts.append({"text": "Here is your image.", "thoughtSignature": signature()})
+                text_tokens = 4
+            if kind == "gemini_markdown":
+                parts.append({"text": f"![image](data:image/png;base64,{final_ph})", "thoughtSignature": signature()})
+            else:
+                parts.append({"inlineData": {"mimeType": "image/png", "data": final_ph},
+                              "thoughtSignature": signature()})
+            response = answer(parts, _GEMINI_IMAGE_TOKENS[plan["size"]] + text_tokens)
+            fake._serve_record(final, None, 0, model)
+        if kind == "gemini_snake":
+            response = _snake_keys(response)
+        self._respond(200, _json_segments(response, blobs), "application/json")
+
+    # generation: Bria -----------------------------------------------------------------------
+
+    def _bria(self, rec: Recorded) -> None:
+        fake = self.fake
+        if self._refused():
+            return
+        body = rec.json
+        if not isinstance(body, dict):
+            if body is None:
+                problem = {"loc": ["body"], "msg": "Expecting value", "type": "value_error.jsondecode"}
+            else:
+                problem = {"loc": ["body"], "msg": "value is not a valid dict", "type": "type_error.dict"}
+            self._json(422, {"detail": [problem]})
+            return
+        fault = self._api_fault(rec, "bria", False)
+        if fault is _ANSWERED:
+            return
+        try:
+            plan = _bria_plan(body)
+        except _Rejected as exc:
+            self._json(exc.status, exc.body)
+            return
+        kind, opts = fault if fault else (None, {})
+        if kind == "bria_moderation":
+            self._json(422, {"detail": [{"loc": ["body", "prompt"], "msg": opts["message"],
+                                         "type": "content_moderation"}]})
+            return
+        # content_moderation drops unsafe outputs without a word: the list is just shorter.
+        count = max(0, plan["n"] - opts["drop"]) if kind == "bria_fewer" else plan["n"]
+        result = []
+        position = 0
+        for i in range(count):
+            seed = plan["seed"] + i if plan["seed"] is not None else secrets.randbelow(2**31)
+            images = [fake._image(f"{plan['prompt']}\x00{seed}", "png")]
+            if kind == "bria_multi_urls" and i == 0:
+                images.append(fake._image(f"{plan['prompt']}\x00{seed}\x00second", "png"))
+            urls = []
+            for image in images:
+                urls.append(fake._publish(image))
+                fake._serve_record(image, urls[-1], position, "bria")
+                position += 1
+            result.append({"urls": urls, "seed": seed, "uuid": f"{uuid.uuid4()}_{seed}"})
+        self._json(200, {"result": result})
 
     # the placeholder task API ---------------------------------------------------------------
     #

@@ -121,3 +121,37 @@ def test_bria_result_without_urls_is_a_failed_item_and_an_empty_result_a_refusal
         bria.parse({"result": []})
     with pytest.raises(BadResponse):
         bria.parse({"detail": "x"})
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.aborted = False
+        self.spool_error = None
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def test_gemini_inline_images_are_decoded_chunk_by_chunk_and_only_the_final_one_kept():
+    import json
+
+    from imgen.files import b64split
+    from imgen.generation import body
+
+    final, draft = b"\x89PNG\r\n\x1a\n" + b"F" * 5000, b"\x89PNG\r\n\x1a\n" + b"D" * 3000
+    document = json.dumps(answer([
+        {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(draft).decode()}, "thought": True},
+        {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(final).decode()}, "thoughtSignature": "sig"},
+    ])).encode()
+    sinks: list[Sink] = []
+    chunks = (document[i : i + 7] for i in range(0, len(document), 7))  # keys and values split across chunks
+    skeleton, streams = b64split.split(chunks, lambda n: sinks.append(Sink()) or sinks[-1], key=gemini.B64_KEY)
+    assert [bytes(s.data) for s in sinks] == [draft, final] and all(st.error is None for st in streams)
+    assert len(skeleton) < 1000  # the images never sat in the document
+    parsed = gemini.parse(json.loads(skeleton))
+    body.attach(parsed, sinks)
+    assert parsed.items[0].spooled is sinks[1] and sinks[0].aborted and not sinks[1].aborted
