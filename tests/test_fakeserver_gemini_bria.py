@@ -1,4 +1,5 @@
 """The fake server's Gemini and Bria routes: the shapes, validation and faults the clients are tested against."""
+# ruff: noqa: F811 - the server fixtures are test_fakeserver's, imported by name as pytest wants
 
 from __future__ import annotations
 
@@ -10,34 +11,12 @@ import re
 import httpx
 import pytest
 
-from fakeserver import FAULT_KINDS, FakeServer
+from fakeserver import FAULT_KINDS
+from test_fakeserver import AUTH, KEY, PNG, client, server, srv  # noqa: F401
 
-KEY = "sk-test-key-1234"
-AUTH = {"Authorization": f"Bearer {KEY}"}
-PNG = b"\x89PNG\r\n\x1a\n"
 FLASH = "gemini-3.1-flash-image-preview"
 PRO = "gemini-3-pro-image-preview"
 TINY_PNG = base64.b64encode(PNG + b"\0" * 16).decode()
-
-
-@pytest.fixture(scope="module")
-def srv():
-    with FakeServer(api_key=KEY) as server:
-        yield server
-
-
-@pytest.fixture
-def server(srv):
-    srv.reset()
-    srv.latency = 0.0
-    srv.image_bytes = None
-    return srv
-
-
-@pytest.fixture
-def client():
-    with httpx.Client(timeout=10, trust_env=False) as c:
-        yield c
 
 
 def gemini_body(prompt="a red fox", modalities=("TEXT", "IMAGE"), images=(), **image_config):

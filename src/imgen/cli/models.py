@@ -198,10 +198,10 @@ def _spec_document(spec: Any) -> dict[str, Any]:
 def _aspect_cell(spec: Any) -> str:
     from ..models import aspect
 
-    ratios = aspect.ratios(spec)
-    free = spec.sizes is not None and spec.sizes.free is not None
-    if free:
+    shapes = aspect.mapping(spec)
+    if shapes["computed"]:
         return "any W:H"
+    ratios = list(shapes["sends"])
     if not ratios:
         return "-"
     return " ".join(ratios) if len(ratios) <= 3 else f"{len(ratios)} ratios"

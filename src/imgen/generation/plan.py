@@ -18,7 +18,7 @@ from ..config.settings import GENERATION_FIELDS, Settings, Sourced, mask_key, re
 from ..errors import AuthError, UsageError
 from ..files import names
 from ..files.writer import DEFAULT_MAX_BYTES
-from ..models import aspect, capabilities, preflight
+from ..models import capabilities, preflight
 from ..request import GenerateRequest
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
@@ -42,6 +42,7 @@ class Plan:
     warnings: list[str]
     target: Target
     template: str
+    spec: capabilities.ModelSpec | None = None  # the model's record; None for a model passed through unchecked
     overwrite: bool = False
     no_download: bool = False
     max_bytes: int = DEFAULT_MAX_BYTES
@@ -102,10 +103,8 @@ def prepare(
 
     dialect = choose_dialect(model, settings)
     dialects.get(dialect)  # an unknown dialect is a config error, before anything else
-    shaped = aspect.apply(request.fields, capabilities.lookup(model, dialect), model, strict=strict)
     result = preflight.check(request, dialect, strict=strict)
-    problems = [shaped.problem] if shaped.problem else []
-    problems += result.problems
+    problems = list(result.problems)
 
     template = str(settings["name"])
     try:
@@ -121,9 +120,10 @@ def prepare(
         settings=settings,
         request=request,
         dialect=dialect,
-        warnings=[*settings.warnings, *([shaped.warning] if shaped.warning else []), *result.warnings],
+        warnings=[*settings.warnings, *result.warnings],
         target=target,
         template=template,
+        spec=result.spec,
         overwrite=overwrite,
         no_download=no_download,
         max_bytes=int(settings.get("max_download") or DEFAULT_MAX_BYTES),
@@ -186,10 +186,10 @@ def cost_of(plan: Plan, usage: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"usd": 0.0, "note": "the offline placeholder is free"}
     from ..models import catalog, cost
 
-    spec = capabilities.lookup(plan.request.model, plan.dialect)
-    if spec is not None and spec.price_per_image is not None:
-        usd = float(Decimal(str(spec.price_per_image)) * plan.request.n)
-        return {"usd": usd, "note": f"${spec.price_per_image:g} per image x {plan.request.n} (your model record)"}
+    price = plan.spec.price_per_image if plan.spec is not None else None
+    if price is not None:
+        usd = float(Decimal(str(price)) * plan.request.n)
+        return {"usd": usd, "note": f"${price:g} per image x {plan.request.n} (your model record)"}
     cached = catalog.read_cache(plan.base_url)
     if cached is None:
         return {"usd": None, "note": "no cached price list for this base URL; run: imgen models --remote"}

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .capabilities import RETIRED, ModelSpec
+from .capabilities import ModelSpec
 from .rules import Enum, parse_size
 
 MAX_RATIO = 16  # nothing any API here takes is longer than 16:1
@@ -97,14 +97,6 @@ def table(spec: ModelSpec) -> dict[str, str]:
     return out
 
 
-def ratios(spec: ModelSpec) -> list[str]:
-    """The ratios a model takes as asked (for listings); free-size models take any within bounds."""
-    rule = spec.fields.get("aspect_ratio")
-    if isinstance(rule, Enum):
-        return list(rule.values)
-    return list(table(spec))
-
-
 def mapping(spec: ModelSpec) -> dict[str, Any]:
     """What each ratio is sent as ({"16:9": "1792x1024"} or {"16:9": "16:9"}), and whether
     other ratios are computed as free sizes."""
@@ -145,7 +137,7 @@ def shape(spec: ModelSpec, model: str, raw: str, size: Any, *, strict: bool) -> 
 def apply(fields: dict[str, Any], spec: ModelSpec | None, model: str, *, strict: bool) -> Shape:
     """Replace fields["aspect"] with what the model takes; the Shape says what went wrong."""
     raw = fields.pop("aspect", None)
-    if raw is None or model in RETIRED:  # a retired model is refused for that alone
+    if raw is None:
         return Shape({})
     if spec is None:
         return Shape({}, problem=f"--aspect {raw}: imgen has no record of {model}, so it cannot tell how {model} takes a shape; "

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..request import GenerateRequest, flag_for
-from . import capabilities
+from . import aspect, capabilities
 from .capabilities import ModelSpec, close_ids, lookup
 from .rules import _show_bool
 
@@ -151,7 +151,8 @@ def _check_unknown(model: str, strict: bool, out: CheckResult) -> None:
 
 
 def check(req: GenerateRequest, dialect: str, *, strict: bool = False) -> CheckResult:
-    """Compare the request with its model's record; every problem and warning at once.
+    """Compare the request with its model's record; every problem and warning at once, after
+    turning --aspect into the size or ratio field the record takes.
     `req.params` (--param) are the user's way around this table, so they are never checked."""
     spec = lookup(req.model, dialect)
     out = CheckResult(spec=spec)
@@ -160,6 +161,10 @@ def check(req: GenerateRequest, dialect: str, *, strict: bool = False) -> CheckR
         when, instead = retired
         out.problems.append(f"--model {req.model}: the provider shut it down on {when}; use --model {instead}")
         return out
+    # --aspect becomes the field this model takes (its record decides); req.fields is changed.
+    shaped = aspect.apply(req.fields, spec, req.model, strict=strict)
+    out.problems += [shaped.problem] if shaped.problem else []
+    out.warnings += [shaped.warning] if shaped.warning else []
     if spec is None:
         _check_unknown(req.model, strict, out)
         return out
