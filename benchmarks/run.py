@@ -43,7 +43,7 @@ OPENAI_VENV = HERE / ".venv-openai"
 OPENAI_PIN = "openai==1.109.1"
 API_KEY = "sk-bench-0123456789abcdef"
 MiB = 1024 * 1024
-FIGURES = ("startup", "oneshot", "batch", "download", "base64", "memory")
+FIGURES = ("startup", "oneshot", "batch", "download", "base64", "memory", "upload")
 PROMPT = "a paper boat floating on calm water at sunrise"
 
 
@@ -851,6 +851,61 @@ def fig_memory(ctx: Ctx) -> None:
                    "flat (≤ +8 MiB)", growth <= 8)
 
 
+def _padded_png(path: Path, total: int) -> Path:
+    """A valid 1024x1024 RGBA PNG of `total` bytes: a private ancillary chunk pads it, which any
+    reader skips, so the upload is as big as a photo's without encoding one."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    idat = chunk(b"IDAT", zlib.compress(b"".join(b"\0" + bytes(4096) for _ in range(1024))))
+    head = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1024, 1024, 8, 6, 0, 0, 0))
+    pad = total - len(head) - len(idat) - 12 - 12  # the padding chunk's and IEND's framing
+    path.write_bytes(head + chunk(b"paDd", bytes(pad)) + idat + chunk(b"IEND", b""))
+    return path
+
+
+def fig_upload(ctx: Ctx) -> None:
+    """imgen edit of a 48 MB input (under the 50 MB limit): peak RSS against a tiny input's, and
+    the wall time against curl -F sending the same form."""
+    total = (8 if ctx.args.quick else 48) * 1_000_000
+    reps = ctx.reps(3, 2)
+    big = _padded_png(ctx.tmp / "big.png", total)
+    tiny = _padded_png(ctx.tmp / "tiny.png", 64 * 1024)
+    missing = ctx.tools.missing("curl")
+    s_rss = Series(f"imgen edit, {total // 1_000_000} MB input: peak RSS", "MiB")
+    s_wall = Series(f"imgen edit, {total // 1_000_000} MB input: wall", "s")
+    s_tiny = Series("imgen edit, 64 KiB input: peak RSS", "MiB")
+    s_curl = Series("curl -F, same form: wall", "s")
+    with fake_server(ctx.tmp, latency=0.0) as server:
+        for _ in range(reps):
+            for source, rss_series, wall_series in ((big, s_rss, s_wall), (tiny, s_tiny, None)):
+                out = ctx.fresh_dir("edit")
+                argv = [ctx.imgen, "edit", str(source), PROMPT, "-m", "gpt-image-1", "-q", "-o", str(out)]
+                run = ctx.runner.run(argv, rss=True, env=ctx.imgen_env(server))
+                run.check("imgen edit")
+                shutil.rmtree(out, ignore_errors=True)
+                rss_series.add(run.maxrss_kib / 1024)
+                if wall_series is not None:
+                    wall_series.add(run.wall)
+            if not missing:
+                run = ctx.runner.run([
+                    "curl", "-fsS", "-o", "/dev/null", "-H", f"Authorization: Bearer {API_KEY}", "-F", "model=gpt-image-1",
+                    "-F", f"prompt={PROMPT}", "-F", f"image=@{big};type=image/png", server.base_url + "/v1/images/edits",
+                ])
+                run.check("curl -F")
+                s_curl.add(run.wall)
+    ctx.report.add_series("upload", s_rss, s_wall, s_tiny, s_curl)
+    growth = s_rss.median - s_tiny.median
+    mb = total // 1_000_000
+    ctx.report.row("upload", f"peak RSS, {mb} MB upload", fmt_series(s_rss), f"64 KiB input {fmt_series(s_tiny)}",
+                   f"+{growth:.1f} MiB", "flat (≤ +8 MiB)", growth <= 8)
+    ctx.report.row("upload", f"wall, {mb} MB edit", fmt_series(s_wall), na("tool missing: curl") if missing else f"curl -F {fmt_series(s_curl)}",
+                   f"{s_wall.median / s_curl.median:.2f}× curl's time" if not missing else "n/a", "—", None)
+
+
 FIGURE_FUNCS: dict[str, Callable[[Ctx], None]] = {
     "startup": fig_startup,
     "oneshot": fig_oneshot,
@@ -858,6 +913,7 @@ FIGURE_FUNCS: dict[str, Callable[[Ctx], None]] = {
     "download": fig_download,
     "base64": fig_base64,
     "memory": fig_memory,
+    "upload": fig_upload,
 }
 
 

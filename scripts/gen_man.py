@@ -53,6 +53,9 @@ METAVARS = {
     "api": "API",
     "aspect": "W:H",
     "negative_prompt": "TEXT",
+    "more": "FILE|URL",
+    "mask": "FILE",
+    "input_fidelity": "high|low",
 }
 
 EXAMPLES: list[tuple[str, str]] = [
@@ -74,6 +77,10 @@ EXAMPLES: list[tuple[str, str]] = [
     ("Gemini and Bria on the same key: a 2K 16:9 image, and three Bria images without text:",
      'imgen generate -m gemini-3.1-flash-image-preview --aspect 16:9 -s 2K "a lighthouse in a storm"\n'
      'imgen generate -m bria -n 3 --aspect 4:5 --negative-prompt "text, logos" "a ceramic mug on oak"'),
+    ("Edit an image: only where the mask is transparent, keeping the input's details:",
+     'imgen edit room.png "add a green sofa" --mask sofa-area.png -m gpt-image-1 --input-fidelity high'),
+    ("Edit what another command made, through a pipe:",
+     'imgen generate -m gpt-image-1 -o - "a cottage" | imgen edit - "in winter" -m gpt-image-1 -o cottage-winter.png'),
     ("Show the request that would be sent (key masked) and a curl equivalent, sending nothing:",
      'imgen generate --dry-run -m dall-e-2 -n 2 -s 512x512 "icons"'),
     ("Store a key for a profile and make that profile the default:",
@@ -380,6 +387,14 @@ def render() -> str:
             "Bria), the size the model lists for it (dall-e-3 16:9 is 1792x1024), or a size computed where "
             "sizes are free (gpt-image-2; -s 1K|2K|4K sets the scale). A ratio the model lacks gets the "
             "nearest, with a warning; --strict refuses. imgen models show MODEL lists what is sent."
+        )),
+        ".PP",
+        line(esc(
+            "imgen edit IMAGE PROMPT changes existing images on every model that can: multipart POST "
+            "/v1/images/edits (GPT image models, dall-e-2, qwen-image-edit; --mask on all but qwen), Gemini "
+            "(inputs inline) and Seedream (inputs as references). Each input's format, size, dimensions and "
+            "transparency are read from its headers and checked before anything is sent; uploads stream from "
+            "disk. Default names are {stem}-edit-{index}.{ext}."
         )),
         ".PP",
         line(esc(

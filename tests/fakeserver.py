@@ -1,6 +1,6 @@
 """A local HTTP server that answers like the image APIs imgen talks to, with fault injection.
 
-It reproduces the shapes in ``shared/api-notes.md``: the OpenAI-compatible generation endpoint
+It reproduces the shapes in ``shared/api-notes.md``: the OpenAI-compatible generation and edit endpoints
 (DALL-E, GPT image with SSE streaming, qwen-image, Seedream), Gemini's generateContent with inline
 base64 images and Google-shaped errors, Bria's text-to-image, signed download URLs that break when
 a single byte changes, the envelope gateway and the model catalog. Tests queue faults with
@@ -40,8 +40,9 @@ __all__ = ["FAULT_KINDS", "FakeServer", "Recorded", "default_catalog", "main", "
 
 MiB = 1 << 20
 
+EDITS_PATH = "/v1/images/edits"
 GENERATION_PATHS = (
-    "/v1/images/generations", "/api/v1/image/generation", "/placeholder/v1/tasks", "/bria/text-to-image",
+    "/v1/images/generations", "/api/v1/image/generation", "/placeholder/v1/tasks", "/bria/text-to-image", EDITS_PATH,
 )
 # Gemini names the model in the path, so its route is a pattern rather than one of GENERATION_PATHS.
 GEMINI_ROUTE = re.compile(r"^/v1beta/models/([^/]+):generateContent$")
@@ -80,6 +81,9 @@ FAULT_KINDS: dict[str, dict[str, Any]] = {
     "stream_cut": {"after_partials": 1},
     "stream_split": {"chunk": None, "seed": 0, "pause": 0.0005},
     "stream_few_partials": {"partials": 0},
+    # generation side, image edits only: refuse the next edit with this 400
+    "edit_reject": {"param": "image", "message": "Invalid image file or mode for image 1, please check your image file.",
+                    "code": "invalid_image_file"},
     # generation side, Gemini only
     "gemini_blocked_prompt": {"reason": "SAFETY"},
     "gemini_blocked_image": {"reason": "IMAGE_SAFETY"},
@@ -116,6 +120,7 @@ _STREAM_ONLY = {"stream_error_event", "stream_json_error", "stream_cut", "stream
 _GEMINI_ONLY = {"gemini_blocked_prompt", "gemini_blocked_image", "gemini_text_only", "gemini_markdown",
                 "gemini_snake", "google_error"}
 _BRIA_ONLY = {"bria_moderation", "bria_fewer", "bria_multi_urls"}
+_EDIT_ONLY = {"edit_reject"}
 # Gemini and Bria answer in their providers' own shapes: of the OpenAI-shaped faults only those the
 # gateway in front of them would produce apply (OpenAI's safety system is not in that path).
 _OWN_SHAPES = {"gemini", "bria"}
@@ -151,6 +156,8 @@ def _matches(kind: str, ctx: tuple[str, str, bool]) -> bool:
         return dialect == "gemini"
     if kind in _BRIA_ONLY:
         return dialect == "bria"
+    if kind in _EDIT_ONLY:
+        return dialect == "edit"
     if dialect in _OWN_SHAPES:
         return kind in _GATEWAY
     if kind in _ANY_API:
@@ -158,7 +165,7 @@ def _matches(kind: str, ctx: tuple[str, str, bool]) -> bool:
     if kind in _NON_STREAM:
         return not stream
     if kind in _OPENAI_NON_STREAM:
-        return dialect == "openai" and not stream
+        return dialect in ("openai", "edit") and not stream
     if kind in _ENVELOPE_ONLY:
         return dialect == "envelope"
     if kind in _STREAM_ONLY:
@@ -177,6 +184,7 @@ class Recorded:
     json: Any = None
     fault: str | None = None  # the fault kind injected into this request, if any
     time: float = 0.0
+    form: Any = None  # an image edit's parsed multipart form: fakeserver_edits.Form (fields, files, chunked, ...)
 
 
 @dataclass
@@ -468,6 +476,7 @@ def _endpoints(kind: str) -> str:
         "audio": ("openai-audio", "/v1/audio/speech"),
         "gemini": ("gemini", "/v1beta/models/{model}:generateContent"),
         "bria": ("bria", "/bria/text-to-image"),
+        "edit": ("openai-image", "/v1/images/edits"),
     }
     name, path = paths[kind]
     return json.dumps({name: {"path": path, "method": "POST"}}, indent=2)
@@ -538,6 +547,10 @@ def default_catalog() -> list[dict[str, Any]]:
         text("grok-4", "Grok 4", "xAI", "xai", 3, 15, 1752105600),
         _entry("gpt-image-2", "GPT Image 2", "OpenAI", "openai", "image", edit, tokens, 1776729600),
         _entry("qwen-image", "Qwen Image", "Qwen", "qwen", "image", t2i, {"per_request": 0.03}, 1754352000),
+        _entry(
+            "qwen-image-edit", "Qwen Image Edit", "Qwen", "qwen", "image", ["image-to-image"], {"per_request": 0.03},
+            1755475200, endpoints=_endpoints("edit"),
+        ),
         _entry(
             "gemini-3-pro-image-preview", "Gemini 3 Pro Image (preview)", "Google", "google", "image", edit,
             {"currency": "USD / M Tokens", "input": 2, "output": 120}, 1763596800, endpoints=_endpoints("gemini"),
@@ -1271,7 +1284,7 @@ class _Handler(BaseHTTPRequestHandler):
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         parsed = None
-        if body:
+        if body and not headers.get("content-type", "").lower().startswith("multipart/"):
             with contextlib.suppress(ValueError):
                 parsed = json.loads(body)
         rec = Recorded(method, self.path, headers, body, parsed, time=time.time())
@@ -1282,6 +1295,9 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "POST" and route == "/v1/images/generations":
                 with self.fake._busy():
                     self._openai(rec)
+            elif method == "POST" and route == EDITS_PATH:
+                with self.fake._busy():
+                    self._edit(rec)
             elif method == "POST" and route == "/api/v1/image/generation":
                 with self.fake._busy():
                     self._envelope(rec)
@@ -1637,14 +1653,15 @@ class _Handler(BaseHTTPRequestHandler):
             w, h = (int(x) for x in plan["size"].split("x"))
             per_image = int(_GPT_OUTPUT_TOKENS[plan["quality"]] * max(1.0, w * h / 1024**2))
             text_tokens = max(1, len(prompt.split()))
+            image_tokens = plan.get("input_image_tokens", 0)  # an edit's input images
             response.update(
                 background=plan["background"], output_format=plan["fmt"], quality=plan["quality"], size=plan["size"],
                 usage={
-                    "input_tokens": text_tokens,
-                    "input_tokens_details": {"image_tokens": 0, "text_tokens": text_tokens},
+                    "input_tokens": text_tokens + image_tokens,
+                    "input_tokens_details": {"image_tokens": image_tokens, "text_tokens": text_tokens},
                     "output_tokens": per_image * n,
                     "output_tokens_details": {"image_tokens": per_image * n, "text_tokens": 0},
-                    "total_tokens": text_tokens + per_image * n,
+                    "total_tokens": text_tokens + image_tokens + per_image * n,
                 },
             )
         elif family == "seedream":
@@ -1658,7 +1675,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # generation: SSE ------------------------------------------------------------------------
 
-    def _stream(self, plan: dict[str, Any], fault: Any) -> None:
+    def _stream(self, plan: dict[str, Any], fault: Any, prefix: str = "image_generation") -> None:
+        """Answer as SSE; ``prefix`` names the event types: image_generation.* or image_edit.*."""
         fake = self.fake
         kind, opts = fault if fault else (None, {})
         partials = plan["partials"]
@@ -1670,32 +1688,33 @@ class _Handler(BaseHTTPRequestHandler):
         }
         prompt = plan["prompt"]
         text_tokens = max(1, len(prompt.split()))
+        image_tokens = plan.get("input_image_tokens", 0)
         per_image = _GPT_OUTPUT_TOKENS[plan["quality"]]
         nonce = secrets.token_hex(8)
+        partial_type, completed_type = f"{prefix}.partial_image", f"{prefix}.completed"
+        error_type = f"{prefix}_server_error"
         events: list[tuple[str, list[Any]]] = []
         for i in range(plan["n"]):
             for k in range(partials):
                 image = fake._image(f"{prompt}\x00{i}\x00partial\x00{k}", plan["fmt"], padded=False)
                 placeholder = f"@@B64_{nonce}_{i}_{k}@@"
-                data = {"type": "image_generation.partial_image", "b64_json": placeholder,
+                data = {"type": partial_type, "b64_json": placeholder,
                         "created_at": int(time.time()), **common, "partial_image_index": k}
-                events.append(("partial", _sse_event("image_generation.partial_image", data,
-                                                     {placeholder: image.b64_segments()})))
+                events.append(("partial", _sse_event(partial_type, data, {placeholder: image.b64_segments()})))
             image = fake._image(f"{prompt}\x00{i}", plan["fmt"])
             placeholder = f"@@B64_{nonce}_{i}@@"
             data = {
-                "type": "image_generation.completed", "b64_json": placeholder, "created_at": int(time.time()),
+                "type": completed_type, "b64_json": placeholder, "created_at": int(time.time()),
                 **common,
                 "usage": {
-                    "input_tokens": text_tokens,
-                    "input_tokens_details": {"image_tokens": 0, "text_tokens": text_tokens},
+                    "input_tokens": text_tokens + image_tokens,
+                    "input_tokens_details": {"image_tokens": image_tokens, "text_tokens": text_tokens},
                     "output_tokens": per_image,
                     "output_tokens_details": {"image_tokens": per_image, "text_tokens": 0},
-                    "total_tokens": text_tokens + per_image,
+                    "total_tokens": text_tokens + image_tokens + per_image,
                 },
             }
-            events.append(("completed", _sse_event("image_generation.completed", data,
-                                                   {placeholder: image.b64_segments()})))
+            events.append(("completed", _sse_event(completed_type, data, {placeholder: image.b64_segments()})))
             fake._serve_record(image, None, i, plan["model"])
         if fake.sse_done:
             events.append(("done", [b"data: [DONE]\n\n"]))
@@ -1704,7 +1723,7 @@ class _Handler(BaseHTTPRequestHandler):
         if kind in ("stream_error_event", "stream_cut"):
             cut_at = _cut_position(events, opts["after_partials"])
         if kind == "stream_error_event":
-            error = {"type": "error", "error": {"type": "image_generation_server_error", "code": opts["code"],
+            error = {"type": "error", "error": {"type": error_type, "code": opts["code"],
                                                 "message": opts["message"], "param": None}}
             events = events[:cut_at] + [("error", _sse_event("error", error, {}))]
 
@@ -1744,6 +1763,35 @@ class _Handler(BaseHTTPRequestHandler):
         for piece in _pieces(segments):
             self.wfile.write(piece)
         self.wfile.write(b"\r\n")
+
+    # image edits: a multipart form in, the generation answers out ------------------------------
+
+    def _edit(self, rec: Recorded) -> None:
+        import fakeserver_edits as edits  # on first use: only this route needs it, and it needs nothing from here
+
+        if self._refused():
+            return
+        try:
+            rec.form = edits.read_form(rec.body, rec.headers)
+        except edits.EditError as exc:
+            self._json(400, _openai_error(exc.message, "invalid_request_error", exc.param, exc.code))
+            return
+        fault = self._api_fault(rec, "edit", edits.wants_stream(rec.form))
+        if fault is _ANSWERED:
+            return
+        try:
+            if fault and fault[0] == "edit_reject":
+                raise _BadRequest(fault[1]["message"], fault[1]["param"], fault[1]["code"])
+            plan, family = edits.edit_plan(rec.form, self._plan)
+        except (_BadRequest, edits.EditError) as exc:
+            self._json(400, _openai_error(exc.message, "invalid_request_error", exc.param, exc.code))
+            return
+        if plan["stream"]:
+            self._stream(plan, fault, "image_edit")
+        elif fault and fault[0] == "shape":
+            self._wrong_shape(fault[1]["variant"])
+        else:
+            self._generate(plan, plan["model"], family, fault)
 
     # generation: envelope gateway -----------------------------------------------------------
 

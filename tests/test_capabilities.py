@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imgen.errors import ExitCode, UsageError
+from imgen.files.imageinfo import ImageInfo
+from imgen.files.inputs import InputImage
 from imgen.models import capabilities as caps
 from imgen.models import preflight
 from imgen.request import FLAG_FOR_FIELD, GenerateRequest
 
 
-def run(model: str, dialect: str = "openai", prompt: str = "a paper boat", strict: bool = False, **fields):
-    return preflight.check(GenerateRequest(prompt=prompt, model=model, fields=fields), dialect, strict=strict)
+def run(model: str, dialect: str = "openai", prompt: str = "a paper boat", strict: bool = False, inputs=(), **fields):
+    return preflight.check(GenerateRequest(prompt=prompt, model=model, fields=fields, inputs=inputs), dialect, strict=strict)
+
+
+# An edit's input as files/inputs.py reads it (headers only): no file is opened by the check.
+PHOTO = InputImage("photo.png", "IMAGE photo.png", path=Path("photo.png"), info=ImageInfo("png", 1024, 1024, False), size=200_000)
 
 
 # One request per record that uses as many fields as the model takes, all valid.
@@ -26,6 +34,7 @@ VALID = [
     ("gpt-image-1.5", "openai", dict(size="1024x1536", background="opaque", output_format="jpeg", stream=False)),
     ("gpt-image-2", "openai", dict(size="3840x2160", quality="medium", stream=True, partial_images=0)),
     ("qwen-image", "openai", dict(n=1, size="928x1664")),
+    ("qwen-image-edit", "openai", dict(n=1, inputs=(PHOTO,))),
     ("doubao-seedream-5-0-260128", "openai", dict(
         size="4K", response_format="url", image=["https://x/a.png"] * 5, watermark=False,
         sequential_image_generation="auto", sequential_image_generation_options={"max_images": 10},
@@ -58,6 +67,7 @@ INVALID = [
     ("qwen-image", "openai", dict(n=2), "-n 2: qwen-image makes one image per request (n must be 1)"),
     ("qwen-image", "openai", dict(size="1024x1024"), "--size 1024x1024: qwen-image accepts 1664x928, 1472x1140, 1328x1328, 1140x1472, 928x1664; use --size 1328x1328"),
     ("qwen-image", "openai", dict(quality="hd"), "--quality hd: qwen-image does not accept quality"),
+    ("qwen-image-edit", "openai", dict(), "--model qwen-image-edit: only edits images; use imgen edit IMAGE PROMPT --model qwen-image-edit"),
     ("doubao-seedream-5-0-260128", "openai", dict(image=["u"] * 15), "--image (x15): doubao-seedream-5-0-260128 accepts at most 14; drop 1 of them"),
     ("doubao-seedream-5-0-260128", "openai", dict(size="2k"), "--size 2k: doubao-seedream-5-0-260128 accepts 2K, 4K, WIDTHxHEIGHT; use --size 2K"),
     ("doubao-seedream-5-0-260128", "openai", dict(seed=-2), "--seed -2: doubao-seedream-5-0-260128 accepts -1 to 2147483647; use --seed -1"),
@@ -366,7 +376,8 @@ def test_sizes_for():
 
 def test_default_sizes_are_valid():
     for spec in caps.all_specs():
-        assert run(spec.id, spec.dialect, size=spec.default_size).problems == [], spec.id
+        inputs = (PHOTO,) if spec.edit_only else ()
+        assert run(spec.id, spec.dialect, size=spec.default_size, inputs=inputs).problems == [], spec.id
 
 
 # ----------------------------------------------------------------- the table itself

@@ -67,8 +67,6 @@ def call_api(plan: Plan, hooks: Hooks, connections: Connections | None = None) -
 
 
 def _call_sync(plan: Plan, dialect: ModuleType, hooks: Hooks, connections: Connections | None) -> GenerationResponse:
-    from .transport import http
-
     if getattr(dialect, "INLINE_REFERENCES", False):
         from .generation.inline import inline_references
 
@@ -77,10 +75,7 @@ def _call_sync(plan: Plan, dialect: ModuleType, hooks: Hooks, connections: Conne
     spools: list[ImageWriter] = []
     try:
         with _client(plan, connections) as (client, policy):
-            response = http.send(
-                client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry,
-                target="the API", stream=True, read=plan.read_fault,
-            )
+            response = _send(plan, client, policy, call, hooks)
             try:
                 raw = body.read(response, plan.target.directory, plan.max_bytes, spools, key=getattr(dialect, "B64_KEY", body.B64_KEY))
             finally:
@@ -95,6 +90,25 @@ def _call_sync(plan: Plan, dialect: ModuleType, hooks: Hooks, connections: Conne
     if getattr(dialect, "COUNTS_RESULTS", False):
         _count_results(parsed, plan.request.n)
     return parsed
+
+
+def _send(plan: Plan, client: Any, policy: Any, call: ApiCall, hooks: Hooks) -> Any:
+    """The generation call, its answer left open to be read as it arrives; an upload (an edit's
+    files) shows its progress."""
+    from .transport import http
+
+    upload = None
+    if call.files and hooks.upload_task is not None:
+        count = len(call.files)
+        upload = hooks.upload_task(f"uploading {count} image{'s' if count > 1 else ''}", sum(f.size for f in call.files))
+    try:
+        return http.send(
+            client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry, target="the API",
+            stream=True, read=plan.read_fault, files=call.files, on_upload=upload.update if upload is not None else None,
+        )
+    finally:
+        if upload is not None:
+            upload.done()
 
 
 def _count_results(parsed: GenerationResponse, asked: int) -> None:
@@ -116,17 +130,13 @@ def _run_stream(plan: Plan, call: ApiCall, hooks: Hooks) -> Outcome:
     import httpx
 
     from .generation.stream import StreamReader
-    from .transport import http
 
     reader = StreamReader(plan, on_update=hooks.stream_event)
     waiting = hooks.waiting(f"generating with {plan.request.model} (streaming)") if hooks.waiting else contextlib.nullcontext()
     with _client(plan, None) as (client, policy), waiting:
         # The client asks for JSON by default; a server that honours Accept must still stream.
         client.headers["Accept"] = "text/event-stream, application/json"
-        response = http.send(
-            client, call.method, call.path, json_body=call.body, stream=True, policy=policy, on_retry=hooks.retry,
-            target="the API", read=plan.read_fault,
-        )
+        response = _send(plan, client, policy, call, hooks)
         with contextlib.closing(response):
             answer = reader.read(
                 response.iter_bytes(),

@@ -34,6 +34,8 @@ FLAG_FOR_FIELD: dict[str, str] = {
     "aspect": "--aspect",
     "aspect_ratio": "--aspect",
     "negative_prompt": "--negative-prompt",
+    "input_fidelity": "--input-fidelity",
+    "mask": "--mask",
     "prompt": "PROMPT",
     "model": "--model",
 }
@@ -49,6 +51,14 @@ class GenerateRequest:
     model: str
     fields: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    # imgen edit: the images to change (the first is the one a mask applies to), and the mask;
+    # files.inputs.InputImage each (read from their headers; below files/, so not named here).
+    inputs: tuple[Any, ...] = ()
+    mask: Any = None
+
+    @property
+    def edit(self) -> bool:
+        return bool(self.inputs)
 
     @property
     def n(self) -> int:

@@ -47,6 +47,7 @@ OTHER_KEYS: dict[str, str] = {
     "prompt": "str",
     "model": "str",
     "image": "images",
+    "mask": "str",
     "params": "object",
     "name": "str",
     "output": "str",
@@ -64,7 +65,8 @@ class JobLine:
     model: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)  # API field name -> value; None clears a default
     params: dict[str, Any] = field(default_factory=dict)
-    images: list[str] | None = None  # reference images as written: files or URLs
+    images: list[str] | None = None  # the images to edit as written: files or URLs (the first one is IMAGE)
+    mask: str | None = None
     name: str | None = None
     output: str | None = None
 
@@ -132,7 +134,7 @@ def parse_object(number: int, obj: dict[str, Any]) -> tuple[JobLine | None, list
     if problems:
         return None, problems
 
-    job = JobLine(number, prompt.strip(), model=obj.get("model"), name=obj.get("name"), output=obj.get("output"))
+    job = JobLine(number, prompt.strip(), model=obj.get("model"), name=obj.get("name"), output=obj.get("output"), mask=obj.get("mask"))
     for key, (api_name, _) in FIELD_KEYS.items():
         if key not in obj:
             continue
@@ -179,11 +181,14 @@ def _normal(value: Any) -> Any:
     return value
 
 
-def job_key(*, dialect: str, base_url: str, model: str, fields: dict[str, Any], params: dict[str, Any], prompt: str) -> str:
+def job_key(
+    *, dialect: str, base_url: str, model: str, fields: dict[str, Any], params: dict[str, Any], prompt: str, uploads: list[str] | None = None
+) -> str:
     """sha256 of everything that decides what the API makes, and nothing that decides where it goes.
 
     Fields and params merge as in the request body (params win), then serialise with sorted keys,
-    so the order options were written in never changes the key.
+    so the order options were written in never changes the key. `uploads`: the sha256 of the
+    files an edit uploads (the mask last), which are in no field.
     """
     request = {k: v for k, v in {**fields, **params}.items() if v is not None}
     doc = {
@@ -193,6 +198,8 @@ def job_key(*, dialect: str, base_url: str, model: str, fields: dict[str, Any], 
         "request": _normal(request),
         "prompt": prompt,
     }
+    if uploads:
+        doc["uploads"] = uploads
     # ensure_ascii: a lone surrogate from a mis-decoded prompt still hashes.
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
@@ -284,14 +291,9 @@ def plan_job(
     if spec.model is not None:
         flags["model"] = spec.model
     fields = {**defaults.fields, **spec.fields}
-    if spec.images is not None:
-        from ..files.refs import load_references
-
-        try:
-            fields["image"] = load_references([_from_dir(base_dir, v) for v in spec.images], references)
-        except UsageError as exc:
-            problems.append(f"{at}: {exc.message}")
-            return None
+    edit = _edit_inputs(spec, base_dir, at, problems)
+    if edit is None:
+        return None
     directory = root / Path(spec.output).expanduser() if spec.output else root
     try:
         # A trailing separator: `output` is always a directory, even one named like "x.png".
@@ -303,6 +305,8 @@ def plan_job(
             output=str(directory) + os.sep,
             overwrite=True,
             strict=defaults.strict,
+            references=references,
+            **edit,
         )
     except UsageError as exc:
         problems.extend(f"{at}: {p}" for p in _problem_lines(exc.message))
@@ -313,8 +317,10 @@ def plan_job(
     for warning in plan.warnings:
         warnings[warning] = None
     request = plan.request
+    uploads = [i.sha256 for i in (*request.inputs, request.mask) if i is not None and i.sha256] if plan.dialect == "openai_edits" else None
     key = job_key(
-        dialect=plan.dialect, base_url=plan.base_url, model=request.model, fields=request.fields, params=request.params, prompt=request.prompt
+        dialect=plan.dialect, base_url=plan.base_url, model=request.model, fields=request.fields, params=request.params, prompt=request.prompt,
+        uploads=uploads,
     )
     stem = _stem(spec.name) if spec.name else f"{names.slugify(request.prompt)}-{key[:8]}"
     count = most_images(plan)
@@ -327,6 +333,22 @@ def plan_job(
         problems.append(f"{at}: name {spec.name!r}: {exc}")
         return None
     return Job(spec=spec, plan=plan, key=key, directory=directory, stem=stem, images=count)
+
+
+def _edit_inputs(spec: JobLine, base_dir: Path, at: str, problems: list[str]) -> dict[str, Any] | None:
+    """A job with "image" (and "mask") is an edit of them: prepare()'s inputs, or None after
+    adding why a file cannot be used to `problems`."""
+    if spec.images is None and spec.mask is None:
+        return {}
+    from ..files import inputs
+
+    found: list[str] = []
+    loaded = [inputs.load(_from_dir(base_dir, v), "image", found, shown=v) for v in spec.images or ()]
+    mask = inputs.load(_from_dir(base_dir, spec.mask), "mask", found, shown=spec.mask) if spec.mask is not None else None
+    if spec.mask is not None and not spec.images:
+        found.append('mask without "image": a mask marks what to change in the job\'s first image')
+    problems.extend(f"{at}: {p}" for p in found)
+    return None if found else {"inputs": loaded, "mask": mask}
 
 
 def _from_dir(base_dir: Path, value: str) -> str:

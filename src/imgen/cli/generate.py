@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -16,7 +17,7 @@ from .common import debug_enabled, handle_errors
 OPTIONS = (o.PROMPT, *o.GENERATION, *o.SEEDREAM, *o.STREAMING, *o.BATCHES, o.STRICT, *o.OUTPUT, *o.CONNECTION)
 
 
-def read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
+def read_prompt(prompt: str | None, prompt_file: Path | None, verb: str = "generate") -> str:
     if prompt is not None and prompt_file is not None:
         raise UsageError("PROMPT and --prompt-file both given", "use one of them")
     if prompt_file is not None:
@@ -27,10 +28,11 @@ def read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
             raise UsageError(f"--prompt-file {prompt_file}: cannot read it ({reason})", "give a readable UTF-8 text file") from None
     elif prompt == "-":
         if sys.stdin is None or sys.stdin.isatty():
-            raise UsageError("PROMPT is '-' but stdin is a terminal", "pipe the prompt in: echo 'a cat' | imgen generate -")
+            raise UsageError("PROMPT is '-' but stdin is a terminal", "pipe the prompt in: " + ("echo 'make it night' | imgen edit photo.png -" if verb == "edit" else "echo 'a cat' | imgen generate -"))
         text = sys.stdin.read()
     elif prompt is None:
-        raise UsageError("no prompt given", 'imgen generate "a paper boat at sunrise" (or - for stdin, or --prompt-file FILE)')
+        example = 'edit photo.png "make it night"' if verb == "edit" else 'generate "a paper boat at sunrise"'
+        raise UsageError("no prompt given", f"imgen {example} (or - for stdin, or --prompt-file FILE)")
     else:
         text = prompt
     text = text.strip()
@@ -47,22 +49,23 @@ def generate(args: o.Args) -> None:
     messages = Messages(quiet=args.quiet, verbose=args.verbose, debug=args.debug or debug_enabled())
     with handle_errors(messages):
         _check_batch_flags(args)
-        if args.output == "-" and args.json_out and not args.dry_run:
-            raise UsageError("-o - with --json: stdout would hold both the image bytes and the JSON", "drop one of them")
+        check_stdout(args)
         text = read_prompt(args.prompt, args.prompt_file) if args.batch is None else ""
         parts = o.request_parts(args, OPTIONS)
         if args.batch is not None:
             _run_batch(args, parts, messages)
             return
-        _generate_one(text, args, parts, messages)
+        generate_one(text, args, parts, messages)
 
 
-def _generate_one(text: str, args: o.Args, parts: o.RequestParts, messages) -> None:  # noqa: ANN001
+def generate_one(text: str, args: o.Args, parts: o.RequestParts, messages, **edit: Any) -> None:  # noqa: ANN001
+    """One generation (or, given `edit`'s inputs, one edit) from prepare to report: the same
+    output options, the same code, for both verbs."""
     from .. import pipeline
 
     plan = pipeline.prepare(
         text, flags=parts.flags, fields=parts.fields, params=parts.params, output=args.output, overwrite=args.overwrite,
-        strict=args.strict, no_download=args.no_download, save_partials=args.save_partials,
+        strict=args.strict, no_download=args.no_download, save_partials=args.save_partials, **edit,
     )
     for warning in plan.warnings:
         messages.warn(warning)
@@ -81,6 +84,11 @@ def _generate_one(text: str, args: o.Args, parts: o.RequestParts, messages) -> N
     _report(outcome, messages, args.json_out, events=ndjson)
     if outcome.exit_code != ExitCode.OK:
         raise typer.Exit(int(outcome.exit_code))
+
+
+def check_stdout(args: o.Args) -> None:
+    if args.output == "-" and args.json_out and not args.dry_run:
+        raise UsageError("-o - with --json: stdout would hold both the image bytes and the JSON", "drop one of them")
 
 
 def _run_batch(args: o.Args, parts: o.RequestParts, messages) -> None:  # noqa: ANN001
@@ -141,6 +149,7 @@ def _run(plan, messages, quiet, *, events: bool = False):  # noqa: ANN001, ANN20
         retry=lambda text: messages.detail(f"imgen: retry: {text}"),
         waiting=progress.waiting,
         download_task=progress.task,
+        upload_task=progress.task,
         stream_event=_stream_listener(progress, messages, quiet, events),
         task_progress=lambda text: messages.info(f"imgen: {text}"),
     )
@@ -228,7 +237,21 @@ def _print_dry_run(described: dict, json_out: bool) -> None:
         return
     lines = [f"{described['method']} {described['url']}"]
     lines += [f"{k}: {v}" for k, v in described["headers"].items()]
-    lines += ["", json.dumps(described["body"], indent=2, ensure_ascii=False), "", described["curl"]]
+    lines += ["", json.dumps(_abbreviated(described["body"]), indent=2, ensure_ascii=False)]
+    lines += [f"{f['field']}: {f['path']} ({f['content_type']}, {f['bytes']} bytes)" for f in described.get("files", ())]
+    lines += ["", described["curl"]]
     cost = described["cost"]
     lines += ["", f"estimated cost: ${cost['usd']:.4f} ({cost['note']})" if cost["usd"] is not None else f"cost: unknown ({cost['note']})"]
     emit_lines(lines)
+
+
+def _abbreviated(value: Any) -> Any:
+    """The body for reading: an inline image's base64 (megabytes of it) shown by its length;
+    --json keeps it whole."""
+    if isinstance(value, dict):
+        return {k: _abbreviated(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_abbreviated(v) for v in value]
+    if isinstance(value, str) and len(value) > 200 and " " not in value:
+        return f"{value[:32]}... ({len(value)} characters)"
+    return value

@@ -284,6 +284,7 @@ def _render_spec(spec: Any, requested: str, other_dialects: list[str]) -> None:
         sends = ", ".join(f"{ratio} -> {sent}" for ratio, sent in shapes["sends"].items())
         tail = "; other W:H computed (-s 1K|2K|4K sets the scale)" if shapes["computed"] else ""
         lines.append(f"aspect (--aspect): {sends or 'any W:H'}{tail}")
+    lines += _edit_lines(spec)
     if spec.refused:
         lines.append("refused:")
         lines += [f"  {flag_for(name)}: {why}" for name, why in spec.refused.items()]
@@ -295,3 +296,20 @@ def _render_spec(spec: Any, requested: str, other_dialects: list[str]) -> None:
     for dialect in other_dialects:
         lines.append(f"also on the {dialect} API: imgen models show {requested} --api {dialect}")
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _edit_lines(spec) -> list[str]:  # noqa: ANN001
+    from ..request import flag_for
+
+    edit = spec.edit
+    if edit is None:
+        return ["edit (imgen edit): no"]
+    how = "uploaded to /v1/images/edits" if edit.route == "upload" else "sent as reference images"
+    lines = [
+        f"edit (imgen edit): {how}",
+        f"  inputs: 1..{edit.max_inputs} of {', '.join(edit.formats)}, each under {edit.max_bytes // 1_000_000} MB"
+        + ("; one square PNG, transparent where it is to change unless --mask" if edit.square_png else ""),
+        "  --mask: " + ("a PNG with alpha, the first input's size" if edit.mask else "no"),
+    ]
+    lines += [f"  {flag_for(name)}  {name}: {rule.describe()}" for name, rule in edit.fields.items()]
+    return lines + ([f"  note: {edit.note}"] if edit.note else [])

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -46,17 +47,34 @@ DIALECTS: dict[str, str | ModuleType] = {
     "envelope": "envelope",
     "placeholder": "placeholder",
 }
+# Reached only through a model's edit route (models/capabilities.EditSpec), never named by a
+# profile: a profile that speaks openai edits over the same API.
+EDIT_DIALECTS: dict[str, str | ModuleType] = {"openai_edits": "openai_edits"}
 REQUIRED = {"sync": ("build", "parse"), "task": ("build", "task_ref", "poll", "progress")}
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """A file of a multipart body, streamed from disk when the call is sent."""
+
+    name: str  # the form field: "image", "image[]", "mask"
+    path: Path
+    file_name: str
+    content_type: str  # from the file's bytes, never its name
+    size: int
+    shown: str = ""  # as the user named it ('-' for stdin, whose bytes were spooled to `path`)
 
 
 @dataclass
 class ApiCall:
-    """One HTTP request, relative to the profile's base URL (a query string rides in the path)."""
+    """One HTTP request, relative to the profile's base URL (a query string rides in the path).
+    With `files` it is multipart/form-data: `body` holds the text fields (as strings)."""
 
     method: str
     path: str
     body: dict[str, Any] | None = field(default_factory=dict)  # JSON; None for a GET
     stream: bool = False
+    files: tuple[FilePart, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,7 +104,7 @@ class TaskFailed:
 
 
 def get(name: str) -> ModuleType:
-    module = DIALECTS.get(name)
+    module = DIALECTS.get(name) or EDIT_DIALECTS.get(name)
     if module is None:
         raise ConfigError(f"api = {name!r}: unknown API dialect", hint="use one of: " + ", ".join(DIALECTS))
     dialect = module if isinstance(module, ModuleType) else importlib.import_module(f"{__name__}.{module}")

@@ -19,6 +19,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 DEFAULT_TEMPLATE = "{date}-{slug}-{index}.{ext}"
+EDIT_TEMPLATE = "{stem}-edit-{index}.{ext}"
 
 # Field -> what it renders; the order is the order error messages and help list them in.
 FIELDS: dict[str, str] = {
@@ -30,6 +31,7 @@ FIELDS: dict[str, str] = {
     "ext": "the extension of the image's real format (png, jpg, webp, gif)",
     "hash": "the first 8 hex digits of the prompt's SHA-256",
     "seed": "the seed sent to the API, or 'noseed'",
+    "stem": "imgen edit: the first input's file name without its extension ('stdin' for -); else the slug",
 }
 
 NAME_MAX_BYTES = 255  # NAME_MAX of ext4, btrfs, xfs and APFS, counted in UTF-8 bytes
@@ -178,6 +180,11 @@ def slugify(prompt: str, max_len: int = 40) -> str:
     return slug
 
 
+def _safe_stem(stem: str) -> str:
+    # A stem is one name already (no separators), but it may hold what no name should.
+    return "".join("_" if _bad_char(ch) else ch for ch in stem)[:80].strip() or _FALLBACK_STEM
+
+
 def _safe_model(model: str) -> str:
     text = unicodedata.normalize("NFKD", model).encode("ascii", "ignore").decode("ascii")
     text = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:64].strip("._-")
@@ -234,6 +241,7 @@ def render(
     date: dt.date | None = None,
     now: dt.datetime | None = None,
     seed: int | None = None,
+    stem: str | None = None,
 ) -> str:
     """The file name (not a path) for image number `index` of a run, from `template`.
 
@@ -259,6 +267,7 @@ def render(
         "ext": lambda: ext,
         "hash": lambda: _digest(prompt)[:8],
         "seed": lambda: "noseed" if seed is None else str(seed),
+        "stem": lambda: _safe_stem(stem) if stem else slugify(prompt),
     }
     out: list[str] = []
     for literal, field, spec in parts:

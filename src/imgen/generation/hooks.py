@@ -13,6 +13,7 @@ class Hooks:
     retry: Callable[[str], None] = lambda text: None
     waiting: Callable[[str], Any] | None = None  # a context manager shown while the API works
     download_task: Callable[[str, int | None], Any] | None = None
+    upload_task: Callable[[str, int | None], Any] | None = None  # an edit's files going up: .update(sent, total), .done()
     stream_event: Callable[[Any], None] | None = None  # each partial/completed image of a stream (stream.Update)
     task_progress: Callable[[str], None] | None = None  # a task's state at each poll: "IN_PROGRESS 45%"
 

@@ -50,6 +50,11 @@ def document(outcome: Outcome) -> dict[str, Any]:
         "created": resp.created,
         "images": images,
     }
+    request = outcome.plan.request
+    if request.edit:
+        doc["inputs"] = [{**i.describe(), "sha256": i.sha256} for i in request.inputs]
+        if request.mask is not None:
+            doc["mask"] = {**request.mask.describe(), "sha256": request.mask.sha256}
     if resp.request_id:
         doc["request_id"] = resp.request_id
     if outcome.urls:

@@ -11,18 +11,21 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .. import dialects, faults
 from ..config.settings import GENERATION_FIELDS, Settings, Sourced, mask_key, resolve
 from ..errors import AuthError, UsageError
 from ..files import names
+from ..files.inputs import InputImage
 from ..files.writer import DEFAULT_MAX_BYTES
 from ..models import capabilities, preflight
 from ..request import GenerateRequest
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 DEFAULT_DIALECT = "openai"  # for a model imgen has no record of, passed through unchecked
+# Edits take longer than generations (the upload, then the work): the default wait is longer.
+EDIT_TIMEOUT = 600.0
 
 
 @dataclass
@@ -91,22 +94,33 @@ def prepare(
     no_download: bool = False,
     save_partials: bool = False,
     environ: dict[str, str] | None = None,
+    inputs: Sequence[InputImage] = (),
+    mask: InputImage | None = None,
+    references: dict | None = None,
+    known_problems: Sequence[str] = (),
 ) -> Plan:
-    """Resolve and check everything; raise UsageError listing every problem. No network I/O."""
+    """Resolve and check everything; raise UsageError listing every problem. No network I/O.
+    With `inputs` (and a `mask`) it is an edit of them. `references`: a batch's cache of the
+    reference images it has read, shared by its jobs. `known_problems`: what the caller found
+    already (an input that cannot be read), reported with the rest."""
     settings = resolve(flags, environ)
     model = str(settings["model"])
     merged_fields = {k: settings.get(k) for k in GENERATION_FIELDS if settings.get(k) is not None}
     merged_fields.update({k: v for k, v in fields.items() if v is not None})
     merged_params = dict(settings.get("params") or {})
     merged_params.update(params)
-    request = GenerateRequest(prompt=prompt, model=model, fields=merged_fields, params=merged_params)
+    request = GenerateRequest(prompt=prompt, model=model, fields=merged_fields, params=merged_params, inputs=tuple(inputs), mask=mask)
 
     dialect = choose_dialect(model, settings)
     dialects.get(dialect)  # an unknown dialect is a config error, before anything else
     result = preflight.check(request, dialect, strict=strict)
-    problems = list(result.problems)
+    problems = [*known_problems, *result.problems]
+    if request.edit:
+        dialect = _edit_setup(request, result, settings, problems, references) or dialect
 
     template = str(settings["name"])
+    if request.edit and settings.source("name") == "default":
+        template = names.EDIT_TEMPLATE
     try:
         names.render(template, prompt=prompt, index=1, ext="png", model=model)
     except names.TemplateError as exc:
@@ -131,6 +145,26 @@ def prepare(
     )
     plan.api_key = None if plan.offline else settings.api_key()
     return plan
+
+
+def _edit_setup(request: GenerateRequest, result: preflight.CheckResult, settings: Settings, problems: list[str],
+                references: dict | None) -> str | None:
+    """What an edit changes in the plan: the edit endpoint's dialect (an upload), or its inputs
+    read as reference images (once the request has passed); and the longer default wait."""
+    if settings.source("timeout") == "default":
+        settings.values["timeout"] = Sourced(EDIT_TIMEOUT, "default for edits")
+    edit = result.edit
+    if edit is None or problems:
+        return None
+    if edit.route == "upload":
+        return edit.dialect
+    from ..files.refs import load_references
+
+    try:
+        request.fields["image"] = load_references(request.fields["image"], references)
+    except UsageError as exc:
+        problems.append(exc.message)
+    return None
 
 
 def _target(output: str | None, settings: Settings, n: int, problems: list[str]) -> Target:
@@ -170,12 +204,19 @@ def describe_request(plan: Plan) -> dict[str, Any]:
     url = plan.base_url + call.path
     key_env = plan.settings.get("api_key_env") or "IMGEN_API_KEY"
     key = plan.api_key.value if plan.api_key else None
-    headers = {"Authorization": f"Bearer {mask_key(key)}" if key else "(no key set)", "Content-Type": "application/json"}
+    auth = f"Bearer {mask_key(key)}" if key else "(no key set)"
+    curl = f'curl -sS -X {call.method} {shlex.quote(url)} -H "Authorization: Bearer ${key_env}"'
+    if call.files:
+        # curl -F: each file's type given, as curl's own guess (octet-stream) would be refused.
+        parts = [f"{k}={v}" for k, v in (call.body or {}).items()]
+        parts += [f"{f.name}=@{f.shown or f.path};type={f.content_type}" for f in call.files]  # curl reads @- from stdin too
+        curl += "".join(f" -F {shlex.quote(p)}" for p in parts)
+        files = [{"field": f.name, "path": f.shown or str(f.path), "content_type": f.content_type, "bytes": f.size} for f in call.files]
+        headers = {"Authorization": auth, "Content-Type": "multipart/form-data"}
+        return {"method": call.method, "url": url, "headers": headers, "body": call.body, "files": files, "curl": curl, "cost": cost_of(plan)}
     body = json.dumps(call.body, ensure_ascii=False)
-    curl = (
-        f"curl -sS -X {call.method} {shlex.quote(url)} "
-        f'-H "Authorization: Bearer ${key_env}" -H "Content-Type: application/json" -d {shlex.quote(body)}'
-    )
+    curl += f' -H "Content-Type: application/json" -d {shlex.quote(body)}'
+    headers = {"Authorization": auth, "Content-Type": "application/json"}
     return {"method": call.method, "url": url, "headers": headers, "body": call.body, "curl": curl, "cost": cost_of(plan)}
 
 

@@ -36,7 +36,7 @@ def name_for(plan: Plan, index: int, now: dt.datetime) -> Callable[[str], str]:
         return lambda ext: _file_name_with_ext(file_name, ext)
     return lambda ext: names.render(
         plan.template, prompt=plan.request.prompt, index=index + 1, ext=ext, model=plan.request.model,
-        date=now.date(), now=now, seed=plan.request.fields.get("seed"),
+        date=now.date(), now=now, seed=plan.request.fields.get("seed"), stem=plan.request.inputs[0].stem if plan.request.inputs else None,
     )
 
 

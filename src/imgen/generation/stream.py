@@ -40,8 +40,8 @@ from .outcome import Outcome
 from .plan import Plan
 from .saving import item_error, name_for, to_stdout
 
-PARTIAL = "image_generation.partial_image"
-COMPLETED = "image_generation.completed"
+# Generations send image_generation.*, edits image_edit.*: the same frames under two names.
+IMAGE_EVENTS = frozenset(f"{kind}.{what}" for kind in ("image_generation", "image_edit") for what in ("partial_image", "completed"))
 EVENT_META = ("size", "quality", "background", "output_format")
 _BOM = b"\xef\xbb\xbf"
 
@@ -211,7 +211,7 @@ class StreamReader:
         try:
             payload = json.loads(data)
         except ValueError:
-            if event.event in (PARTIAL, COMPLETED, "error"):
+            if event.event in IMAGE_EVENTS or event.event == "error":
                 return BadResponse(
                     f"the stream sent a {event.event} event that is not valid JSON ({_snippet(data.encode())!r})",
                     "retry; if it persists, try without --stream",

@@ -38,6 +38,33 @@ from .rules import (
 
 # --------------------------------------------------------------------------- records
 
+MB = 1_000_000  # the providers state input limits in MB; imgen keeps under them, never at them
+
+
+@dataclass(frozen=True)
+class EditSpec:
+    """How a model changes an existing image (imgen edit), checked from the inputs' headers.
+
+    route "upload": the inputs go as multipart files to the edit endpoint (the `dialect` named
+    here speaks it); "references": they go as the model's own reference images through its
+    generation call (Gemini's inline parts, Seedream's `image`)."""
+
+    route: str
+    max_inputs: int
+    formats: tuple[str, ...]  # what imagetype.sniff must say of each input
+    max_bytes: int  # per input
+    dialect: str | None = None  # route "upload": the dialect of the edit endpoint
+    mask: bool = False  # takes --mask (a PNG with alpha, the first input's size)
+    square_png: bool = False  # dall-e-2: one square PNG, transparent where there is no mask
+    fields: Mapping[str, Rule] = field(default_factory=dict)  # fields only the edit call takes
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
+
+
+MASK_MAX_BYTES = 4 * MB
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -62,6 +89,8 @@ class ModelSpec:
     aspect_scale: str = "1K"  # the scale the listed sizes are at; -s 2K asks for another
     user: bool = False  # described in the user's config file, not built in
     price_per_image: float | None = None  # the user's own price, when the catalog has none
+    edit: EditSpec | None = None  # how it edits images; None: it cannot
+    edit_only: bool = False  # it only edits (qwen-image-edit): generate refuses it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
@@ -104,7 +133,19 @@ class ModelSpec:
             "note": self.note,
             "user": self.user,
             "price_per_image": self.price_per_image,
+            "edit": _edit_dict(self.edit),
         }
+
+
+def _edit_dict(edit: EditSpec | None) -> dict[str, Any] | None:
+    if edit is None:
+        return None
+    return {
+        "route": edit.route, "max_inputs": edit.max_inputs, "formats": list(edit.formats), "max_bytes": edit.max_bytes,
+        "mask": edit.mask, "square_png": edit.square_png,
+        "fields": {name: {"flag": flag_for(name), "kind": rule.kind, **rule.to_dict()} for name, rule in edit.fields.items()},
+        "note": edit.note,
+    }
 
 
 _DATED = r"-\d{4}-\d{2}-\d{2}"
@@ -129,7 +170,15 @@ _GPT_OPTIONS: dict[str, Rule] = {
 _GPT_COMBOS = (TRANSPARENT_NEEDS_ALPHA, COMPRESSION_NEEDS_LOSSY)
 
 
-def _gpt_image(id: str, sizes: Sizes = _GPT_SIZES, note: str = "") -> ModelSpec:
+_FIDELITY = {"input_fidelity": Enum(("high", "low"))}
+_TO_EDIT = "to change an image, use imgen edit IMAGE PROMPT"
+
+
+def _upload(max_inputs: int, formats: tuple[str, ...], max_mb: int, **kw: Any) -> EditSpec:
+    return EditSpec(route="upload", dialect="openai_edits", max_inputs=max_inputs, formats=formats, max_bytes=max_mb * MB, **kw)
+
+
+def _gpt_image(id: str, sizes: Sizes = _GPT_SIZES, note: str = "", fidelity: bool = True) -> ModelSpec:
     return _openai(
         id,
         fields={
@@ -140,12 +189,14 @@ def _gpt_image(id: str, sizes: Sizes = _GPT_SIZES, note: str = "") -> ModelSpec:
             "stream": Bool(),
             "partial_images": IntRange(0, 3),
         },
-        refused={"response_format": "GPT image models always return base64"},
+        refused={"response_format": "GPT image models always return base64", "image": _TO_EDIT},
         prompt_max=32000,
         results=("b64_json",),
         default_size="auto",
-        features=("text-to-image", "streaming"),
+        features=("text-to-image", "edit", "streaming"),
         combos=(*_GPT_COMBOS, PARTIALS_NEED_STREAM),
+        edit=_upload(16, ("png", "jpeg", "webp"), 50, mask=True, fields=_FIDELITY if fidelity else {},
+                     note="" if fidelity else "input_fidelity is not sent: sources disagree whether this model takes it"),
         note=note or "always returns base64; background/output_format/quality/size are echoed in the response",
     )
 
@@ -182,8 +233,10 @@ def _gemini(id: str, *, ratios: tuple[str, ...], sizes: tuple[str, ...], note: s
         prompt_max=32000,
         results=("b64_json",),
         default_size="1K",
-        features=("text-to-image", "image-to-image"),
+        features=("text-to-image", "image-to-image", "edit"),
         note=note + "; images come inline (base64); the model's text goes to stderr and --json",
+        edit=EditSpec(route="references", max_inputs=14, formats=("png", "jpeg", "webp"), max_bytes=10 * MB,
+                      note="inputs go inline beside the prompt (URLs are fetched first)"),
     )
 
 
@@ -203,11 +256,13 @@ SPECS: tuple[ModelSpec, ...] = (
             "response_format": Enum(("url", "b64_json")),
             "user": Text(),
         },
+        refused={"image": _TO_EDIT},
         prompt_max=1000,
         results=("url", "b64_json"),
         default_size="1024x1024",
-        features=("text-to-image",),
+        features=("text-to-image", "edit"),
         note="URLs expire after 60 minutes",
+        edit=_upload(1, ("png",), 4, mask=True, square_png=True),
     ),
     _openai(
         "dall-e-3",
@@ -227,7 +282,7 @@ SPECS: tuple[ModelSpec, ...] = (
         aspects={"16:9": "1792x1024", "9:16": "1024x1792"},
     ),
     _gpt_image("gpt-image-1"),
-    _gpt_image("gpt-image-1-mini"),
+    _gpt_image("gpt-image-1-mini", fidelity=False),
     _gpt_image("gpt-image-1.5"),
     _gpt_image(
         "gpt-image-2",
@@ -252,6 +307,19 @@ SPECS: tuple[ModelSpec, ...] = (
         features=("text-to-image",),
         note="one image per request",
         aspects={"16:9": "1664x928", "4:3": "1472x1140", "3:4": "1140x1472", "9:16": "928x1664"},
+    ),
+    ModelSpec(
+        id="qwen-image-edit",
+        provider="Alibaba (Qwen)",
+        dialect="openai",
+        fields={"n": IntRange(1, 1, reason=_ONE_IMAGE, forward="use -n 1 and run again for more")},
+        prompt_max=800,
+        results=("url",),
+        default_size=None,
+        features=("edit",),
+        note="edits only (imgen edit); one image in, one out; other fields are the provider's own (--param)",
+        edit=_upload(1, ("png", "jpeg", "webp"), 10),
+        edit_only=True,
     ),
     ModelSpec(
         id="doubao-seedream-5-0-260128",
@@ -284,8 +352,10 @@ SPECS: tuple[ModelSpec, ...] = (
         prompt_advice=1000,
         results=("url", "b64_json"),
         default_size="2048x2048",
-        features=("text-to-image", "image-to-image", "sequential"),
+        features=("text-to-image", "image-to-image", "edit", "sequential"),
         combos=(REFS_PLUS_OUTPUTS, MAX_IMAGES_NEEDS_AUTO, SEEDREAM_VERSION_NOTES),
+        edit=EditSpec(route="references", max_inputs=14, formats=("png", "jpeg", "webp", "gif", "bmp", "tiff"), max_bytes=10 * MB,
+                      note="inputs go as reference images (files inline, URLs as given)"),
         note="URLs are signed and expire after 24 h; the returned size can differ from the preset; watermark defaults to true",
         # The provider's recommended 2K sizes; other ratios and -s 4K are computed.
         aspects={

@@ -16,8 +16,8 @@ from typing import Any
 
 from ..errors import UsageError
 from ..request import GenerateRequest, flag_for
-from . import aspect, capabilities
-from .capabilities import ModelSpec, close_ids, lookup
+from . import aspect, capabilities, editing
+from .capabilities import EditSpec, ModelSpec, close_ids, lookup
 from .rules import _show_bool
 
 # --------------------------------------------------------------------------- CLI values
@@ -64,6 +64,7 @@ class CheckResult:
     spec: ModelSpec | None
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    edit: EditSpec | None = None  # an edit: how this model takes its inputs
 
     @property
     def ok(self) -> bool:
@@ -97,9 +98,10 @@ def _shown(name: str, value: Any) -> str:
 def _refusal(spec: ModelSpec, model: str, name: str, value: Any) -> str:
     why = spec.refused.get(name)
     if why is None:
-        takers = sorted({s.id for s in capabilities.all_specs() if name in s.fields and s.dialect == spec.dialect})
+        takes = [s for s in capabilities.all_specs() if name in s.fields or (s.edit is not None and name in s.edit.fields)]
+        takers = sorted({s.id for s in takes if s.dialect == spec.dialect})
         # A field no model of this API takes (--negative-prompt on dall-e-3): name those that do.
-        takers = takers or sorted({s.id for s in capabilities.all_specs() if name in s.fields})
+        takers = takers or sorted({s.id for s in takes})
         if takers and len(takers) <= 3:
             why = " and ".join(takers) + (" do" if len(takers) > 1 else " does")
         elif takers:
@@ -165,6 +167,21 @@ def check(req: GenerateRequest, dialect: str, *, strict: bool = False) -> CheckR
     shaped = aspect.apply(req.fields, spec, req.model, strict=strict)
     out.problems += [shaped.problem] if shaped.problem else []
     out.warnings += [shaped.warning] if shaped.warning else []
+    rules = dict(spec.fields) if spec is not None else {}
+    if req.edit:
+        edited = editing.check(spec, req.model, dialect, req.inputs, req.mask)
+        out.problems += edited.problems
+        out.edit = edited.edit
+        if edited.edit is None:
+            return out
+        rules.update(edited.edit.fields)
+        if edited.edit.route == "references":
+            # The inputs are this model's reference images; local files become data URIs once
+            # the whole request has passed (generation/plan.py), so a refused one costs no read.
+            req.fields["image"] = [i.url or str(i.path) for i in req.inputs]
+    elif spec is not None and spec.edit_only:
+        out.problems.append(f"--model {req.model}: only edits images; use imgen edit IMAGE PROMPT --model {req.model}")
+        return out
     if spec is None:
         _check_unknown(req.model, strict, out)
         return out
@@ -174,7 +191,7 @@ def check(req: GenerateRequest, dialect: str, *, strict: bool = False) -> CheckR
     for name, value in req.fields.items():
         if value is None or name in ("model", "prompt"):
             continue
-        rule = spec.fields.get(name)
+        rule = rules.get(name)
         if rule is None:
             out.problems.append(_refusal(spec, model, name, value))
             continue

@@ -15,14 +15,16 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 from .. import __version__
 from ..errors import BadResponse, ImgenError, NetworkError
 from ..faults import Fault, classify, read_fault
+from . import upload
 
 USER_AGENT = f"imgen/{__version__}"
 MAX_RETRY_AFTER = 60.0
@@ -263,6 +265,8 @@ def send(
     target: str = "the API",
     read: Callable[[object], Fault] = read_fault,
     billed: bool = False,
+    files: Sequence[Any] = (),
+    on_upload: Callable[[int, int], None] | None = None,
 ) -> httpx.Response:
     """Send with retries; return a successful response (streamed responses are left open).
 
@@ -270,41 +274,47 @@ def send(
     statuses faults.classify calls retryable (408/409/429/5xx, but not insufficient_quota).
     `billed` (a task submit, paid on arrival): a connection dropped after sending may have
     created the task, so it is reported, never sent again.
+    `files` (dialects.FilePart) make it multipart/form-data, `json_body` its text fields; they
+    stream from disk, and `on_upload(sent, total)` follows them.
     """
-    attempt = 0
-    while True:
-        policy.wait_turn()
-        try:
-            request = client.build_request(method, url, json=json_body)
-            response = client.send(request, stream=stream)
-        except RETRYABLE_EXCEPTIONS as exc:
-            if attempt >= policy.retries or (billed and not isinstance(exc, NOT_SENT_EXCEPTIONS)):
-                raise network_error(exc, target) from exc
-            delay = policy.delay(attempt, None)
-            if on_retry:
-                on_retry(f"{network_error(exc, target).message}; retrying in {delay:.1f}s")
-        except httpx.HTTPError as exc:
-            raise network_error(exc, target) from exc
-        else:
-            if response.status_code < 300:
-                return response
-            if stream:
-                try:
-                    response.read()
-                except httpx.HTTPError as exc:
-                    response.close()
+    with upload.open_parts(files, on_upload) as parts:
+        attempt = 0
+        while True:
+            policy.wait_turn()
+            try:
+                if parts:
+                    request = client.build_request(method, url, data=json_body, files=parts)
+                else:
+                    request = client.build_request(method, url, json=json_body)
+                response = client.send(request, stream=stream)
+            except RETRYABLE_EXCEPTIONS as exc:
+                if attempt >= policy.retries or (billed and not isinstance(exc, NOT_SENT_EXCEPTIONS)):
                     raise network_error(exc, target) from exc
-            response.close()
-            error = error_for_status(response, what=target, read=read)
-            if not error.retryable or attempt >= policy.retries:
-                raise error
-            retry_after = parse_retry_after(response.headers)
-            delay = policy.delay(attempt, error.retry_after if retry_after is None else retry_after)
-            if on_retry:
-                on_retry(f"{target} answered {response.status_code}; retrying in {delay:.1f}s")
-            if response.status_code == 429:
-                policy.hold(delay)  # wait_turn() sleeps it off, for every job sharing the policy
-                delay = 0.0
-        if delay:
-            policy.sleep(delay)
-        attempt += 1
+                delay = policy.delay(attempt, None)
+                if on_retry:
+                    on_retry(f"{network_error(exc, target).message}; retrying in {delay:.1f}s")
+            except httpx.HTTPError as exc:
+                raise network_error(exc, target) from exc
+            else:
+                if response.status_code < 300:
+                    return response
+                if stream:
+                    try:
+                        response.read()
+                    except httpx.HTTPError as exc:
+                        response.close()
+                        raise network_error(exc, target) from exc
+                response.close()
+                error = error_for_status(response, what=target, read=read)
+                if not error.retryable or attempt >= policy.retries:
+                    raise error
+                retry_after = parse_retry_after(response.headers)
+                delay = policy.delay(attempt, error.retry_after if retry_after is None else retry_after)
+                if on_retry:
+                    on_retry(f"{target} answered {response.status_code}; retrying in {delay:.1f}s")
+                if response.status_code == 429:
+                    policy.hold(delay)  # wait_turn() sleeps it off, for every job sharing the policy
+                    delay = 0.0
+            if delay:
+                policy.sleep(delay)
+            attempt += 1
