@@ -62,6 +62,7 @@ def probe(path: pathlib.Path) -> ImageInfo | None:
 
 
 def probe_bytes(data: bytes) -> ImageInfo | None:
+    """read_info of bytes already in memory."""
     return read_info(io.BytesIO(data))
 
 
@@ -223,6 +224,7 @@ def _gif(f: typing.BinaryIO, start: int, head: bytes) -> ImageInfo:
 
 
 def _gif_transparent(f: typing.BinaryIO) -> bool:
+    """Whether a Graphic Control Extension before the first image declares a transparent colour."""
     steps = 0
     while steps < MAX_STEPS:
         introducer = f.read(2)
