@@ -81,6 +81,10 @@ EXAMPLES: list[tuple[str, str]] = [
      'imgen edit room.png "add a green sofa" --mask sofa-area.png -m gpt-image-1 --input-fidelity high'),
     ("Edit what another command made, through a pipe:",
      'imgen generate -m gpt-image-1 -o - "a cottage" | imgen edit - "in winter" -m gpt-image-1 -o cottage-winter.png'),
+    ("A Midjourney grid, then an upscale of its second quadrant (a new task, polled and saved):",
+     'imgen generate -m midjourney --aspect 16:9 "a fox in a misty forest"\nimgen task action 1773314942177684 U2'),
+    ("After Ctrl-C (or a cancelled CI job) while a task was polled: list what runs, and save it:",
+     "imgen task list\nimgen task wait 5f1c -o renders/"),
     ("Show the request that would be sent (key masked) and a curl equivalent, sending nothing:",
      'imgen generate --dry-run -m dall-e-2 -n 2 -s 512x512 "icons"'),
     ("Store a key for a profile and make that profile the default:",
@@ -286,6 +290,7 @@ def environment_entries(root: Any) -> list[tuple[str, str]]:
         (configfile.CONFIG_ENV, "The config file to use instead of the default one (see FILES)."),
         (configfile.CREDENTIALS_ENV, "The credentials file to use instead of the one beside the config file."),
         ("IMGEN_CACHE_DIR", "Where the model catalog of imgen models --remote is cached, instead of the user cache directory."),
+        ("IMGEN_STATE_DIR", "Where the task journal (tasks.jsonl) is kept, instead of the user state directory."),
         ("IMGEN_DEBUG", "Set to 1 to show a traceback with every error, as --debug does."),
         ("XDG_CONFIG_HOME", "Base of the default config directory (default ~/.config)."),
         ("XDG_CACHE_HOME", "Base of the default cache directory (default ~/.cache)."),
@@ -310,6 +315,9 @@ def files_entries() -> list[tuple[str, str]]:
         (f"$XDG_CONFIG_HOME/{name}/{configfile.CREDENTIALS_NAME}",
          "API keys stored by imgen config key set, mode 0600, beside the config file "
          f"({configfile.CREDENTIALS_ENV} overrides it; imgen config path --credentials prints it)."),
+        (f"$XDG_STATE_HOME/{name}/tasks.jsonl",
+         "The task journal: every Midjourney and Flux task imgen submitted, written before its first poll, so that "
+         "imgen task wait ID can finish it after an interrupt (IMGEN_STATE_DIR overrides the directory). Never a key."),
         (f"$XDG_CACHE_HOME/{name}/catalog-*.json",
          f"The remote model catalogs fetched by imgen models --remote, one per base URL, default ~/.cache/{name} "
          "(IMGEN_CACHE_DIR overrides it). Safe to delete."),
@@ -395,6 +403,14 @@ def render() -> str:
             "(inputs inline) and Seedream (inputs as references). Each input's format, size, dimensions and "
             "transparency are read from its headers and checked before anything is sent; uploads stream from "
             "disk. Default names are {stem}-edit-{index}.{ext}."
+        )),
+        ".PP",
+        line(esc(
+            "Midjourney and Flux are task APIs: imgen submits once (again only when the submit surely did not "
+            "arrive), writes the task to the task journal before the first poll, polls at each API's pace "
+            "(Midjourney 3 s then every 5 s; Flux from 0.5 s up to 3 s) and saves the result the moment it is "
+            "ready. Ctrl-C, SIGTERM or --task-timeout leave the task in the journal: imgen task wait ID finishes "
+            "it; a batch re-run waits for its tasks instead of submitting them again."
         )),
         ".PP",
         line(esc(

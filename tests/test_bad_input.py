@@ -125,7 +125,7 @@ CASES: list[tuple[str, list[str], int, tuple[str, ...]]] = [
 CONFIG_CASES = [
     ("config-not-toml", "default_profile = [\n", {}, 3, ("invalid TOML", "config.toml", "fix the file")),
     ("config-bad-value", '[profiles.cometapi]\ntimeout = "soon"\n', {}, 3, ("profiles.cometapi.timeout", "number", "imgen config set")),
-    ("config-bad-dialect", '[profiles.cometapi]\napi = "soap"\n', {}, 3, ("profiles.cometapi.api", "openai, gemini, bria, envelope, placeholder")),
+    ("config-bad-dialect", '[profiles.cometapi]\napi = "soap"\n', {}, 3, ("profiles.cometapi.api", "openai, gemini, bria, midjourney, flux, envelope, placeholder")),
     ("config-missing-default", 'default_profile = "nope"\n', {}, 3, ("default_profile = 'nope'", "known profiles")),
     ("env-timeout", None, {"IMGEN_TIMEOUT": "soon"}, 3, ("IMGEN_TIMEOUT='soon'", "number")),
     ("env-retries", None, {"IMGEN_RETRIES": "many"}, 3, ("IMGEN_RETRIES='many'", "whole number")),

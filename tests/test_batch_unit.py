@@ -285,12 +285,12 @@ def test_cancel_after_the_api_call_drops_spooled_images(tmp_path, monkeypatch):
     runner.root, runner.connections = tmp_path, None
     runner.report = SimpleNamespace(detail=lambda text: None)
 
-    def call_api(plan, hooks, connections):
+    def call_api(plan, hooks, connections, resume=None):
         runner.cancelled.set()
         return response
 
     monkeypatch.setattr(batch.pipeline, "call_api", call_api)
-    assert runner._one(SimpleNamespace(plan=None, line=1)) is None
+    assert runner._one(SimpleNamespace(plan=None, line=1, resume=None)) is None
     assert aborted == [True] and response.items[0].spooled is None
 
 

@@ -44,6 +44,18 @@ VALID = [
     ("gemini-3.1-flash-image-preview", "gemini", dict(n=1, size="512", aspect_ratio="8:1", image=["data:image/png;base64,AAAA"] * 14)),
     ("gemini-3-pro-image-preview", "gemini", dict(size="4K", aspect_ratio="21:9")),
     ("bria", "bria", dict(n=4, aspect_ratio="4:5", seed=7, negative_prompt="text, logos")),
+    ("midjourney", "midjourney", dict(n=1, aspect_ratio="16:9", image=["data:image/png;base64,AAAA"] * 5, negative_prompt="text",
+                                      mj_speed="relax")),
+    ("niji", "midjourney", dict(aspect_ratio="9:21", mj_speed="turbo")),
+    ("flux-pro-1.1", "flux", dict(size="1344x768", seed=7, output_format="png", safety_tolerance=6, image=["https://x/a.png"])),
+    ("flux-pro", "flux", dict(size="256x1440", steps=50, guidance_scale=5.0)),
+    ("flux-dev", "flux", dict(size="1440x1440", steps=1, guidance_scale=1.5)),
+    ("flux-pro-1.1-ultra", "flux", dict(aspect_ratio="21:9", seed=0)),
+    ("flux-kontext-pro", "flux", dict(aspect_ratio="9:21", image=["data:image/png;base64,AAAA"])),
+    ("flux-kontext-max", "flux", dict(aspect_ratio="1:1")),
+    ("flux-2-pro", "flux", dict(size="2048x2048", image=["u"] * 8, safety_tolerance=5)),
+    ("flux-2-max", "flux", dict(size="64x1024")),
+    ("flux-2-flex", "flux", dict(size="1024x1024", steps=50, guidance_scale=10.0)),
     ("placeholder", "placeholder", dict(n=10, size="4096x4096")),
 ]
 
@@ -88,6 +100,17 @@ INVALID = [
     ("gemini-3-pro-image-preview", "gemini", dict(aspect_ratio="8:1"), "--aspect 8:1: gemini-3-pro-image-preview accepts 1:1, 2:3,"),
     ("bria", "bria", dict(n=5), "-n 5: bria accepts 1 to 4; use -n 4"),
     ("bria", "bria", dict(size="1024x1024"), "--size 1024x1024: bria does not accept size"),
+    ("midjourney", "midjourney", dict(n=4), "-n 4: midjourney makes one 2x2 grid per task (n must be 1); use -n 1; imgen task action ID U1..U4"),
+    ("niji", "midjourney", dict(mj_speed="slow"), "--mj-speed slow: niji accepts fast, relax, turbo"),
+    ("flux-pro-1.1", "flux", dict(size="1000x768"), "--size 1000x768: flux-pro-1.1 needs both sides divisible by 32; use --size 992x768"),
+    ("flux-pro", "flux", dict(size="128x128"), "--size 128x128: flux-pro needs the shorter side at least 256"),
+    ("flux-dev", "flux", dict(steps=51), "--steps 51: flux-dev accepts 1 to 50; use --steps 50"),
+    ("flux-pro-1.1-ultra", "flux", dict(size="1024x1024"), "--size 1024x1024: flux-pro-1.1-ultra does not accept size"),
+    ("flux-kontext-pro", "flux", dict(image=["a", "b"]), "--image (x2): flux-kontext-pro accepts at most 1; drop 1 of them"),
+    ("flux-kontext-max", "flux", dict(safety_tolerance=7), "--safety-tolerance 7: flux-kontext-max accepts 0 to 6; use --safety-tolerance 6"),
+    ("flux-2-pro", "flux", dict(size="2064x2064"), "--size 2064x2064: flux-2-pro needs at most 4194304 pixels (not 4260096)"),
+    ("flux-2-max", "flux", dict(safety_tolerance=6), "--safety-tolerance 6: flux-2-max accepts 0 to 5; use --safety-tolerance 5"),
+    ("flux-2-flex", "flux", dict(size="1000x1000"), "--size 1000x1000: flux-2-flex needs both sides divisible by 16; use --size 992x992"),
     ("placeholder", "placeholder", dict(size="4097x16"), "--size 4097x16: placeholder needs the longer side at most 4096; use --size 4096x16"),
     ("placeholder", "placeholder", dict(n=11), "-n 11: placeholder accepts 1 to 10; use -n 10"),
 ]
@@ -254,9 +277,9 @@ def test_model_on_the_wrong_dialect_is_a_problem():
 
 
 def test_unknown_model_warns_and_passes_through():
-    result = run("flux-pro-1.1", quality="whatever", n=99)
+    result = run("zz-42", quality="whatever", n=99)
     assert result.problems == [] and result.spec is None
-    assert result.warnings == ["unknown model 'flux-pro-1.1': passing it through unchecked; --strict refuses unknown models"]
+    assert result.warnings == ["unknown model 'zz-42': passing it through unchecked; --strict refuses unknown models"]
 
 
 def test_unknown_model_refused_when_strict():

@@ -171,7 +171,7 @@ def test_set_types_values_per_key(imgen, cfg):
         (["colour", "blue"], "known settings: api, base_url"),
         (["base_url", "ftp://x"], "https://host"),
         (["base_url", "example.com"], "https://host"),
-        (["api", "grpc"], "openai, gemini, bria, envelope, placeholder"),
+        (["api", "grpc"], "openai, gemini, bria, midjourney, flux, envelope, placeholder"),
         (["output_compression", "101"], "between 0 and 100"),
         (["retries", "2.5"], "whole number"),
         (["params", "{}"], "params.KEY"),

@@ -152,7 +152,7 @@ def test_bria_moderation_is_rejected_with_the_apis_reason(imgen, server, outdir)
 
 def test_negative_prompt_elsewhere_names_the_models_that_take_it(imgen, server):
     res = imgen("generate", "-m", "dall-e-3", "--negative-prompt", "text", "x")
-    assert res.returncode == 2 and "dall-e-3 does not accept negative_prompt (bria does); drop --negative-prompt" in res.stderr
+    assert res.returncode == 2 and "dall-e-3 does not accept negative_prompt (bria and midjourney and niji do); drop --negative-prompt" in res.stderr
     assert server.requests == []
 
 

@@ -227,7 +227,7 @@ def test_invalid_utf8_is_a_config_error(cfg):
     [
         ('retries = "three"', "whole number"),
         ("timeout = -1", "more than 0"),
-        ('api = "soap"', "openai, gemini, bria, envelope, placeholder"),
+        ('api = "soap"', "openai, gemini, bria, midjourney, flux, envelope, placeholder"),
         ('base_url = "ftp://host"', "https://host"),
         ("output_compression = 101", "between 0 and 100"),
         ("watermark = 1", "true or false"),

@@ -81,7 +81,7 @@ def test_a_record_like_the_placeholder_generates_offline(tmp_path):
         ('\n[models."x"]\nlike = "dall-e-2"\nn = 0\n', ('(line 4): models."x".n', "whole number of 1 or more")),
         ('[models."x"]\ndialect = "soap"\n', ('(line 2): models."x".dialect', "openai, gemini, bria")),
         ('[models."x"]\nlike = "bria"\ncolour = 1\n', ('(line 3): models."x".colour', "is not a key a model takes")),
-        ('[models."x"]\nlike = "bria"\n[models."x".fields]\nsteps = [1, 50]\n', ('(line 4): models."x".fields.steps', "--param")),
+        ('[models."x"]\nlike = "bria"\n[models."x".fields]\nsampler = [1, 50]\n', ('(line 4): models."x".fields.sampler', "--param")),
         ('[models."x"]\nlike = "bria"\nratios = ["16-9"]\n', ('(line 3): models."x".ratios', "W:H")),
     ],
 )

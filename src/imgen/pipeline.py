@@ -15,26 +15,29 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from .dialects import ApiCall
-from .errors import ImgenError, NetworkError
+from .dialects import ApiCall, TaskRef
 from .files.writer import ImageWriter, check_writable
 from .generation import body
+from .generation.client import client_for as _client
+from .generation.client import json_of as _json
 from .generation.hooks import Connections, Hooks
 from .generation.outcome import Outcome
 from .generation.outcome import document as outcome_document
-from .generation.plan import Plan, describe_request, prepare, require_key
+from .generation.plan import Plan, describe_request, prepare
 from .generation.saving import save_all, staging
+from .generation.tasks import TaskInterrupted, TaskStillRunning
 from .results import GenerationResponse, ImageResult
 
 # What a command needs of a generation, in one place: prepare a plan, show it, run it, report it.
-__all__ = ["Hooks", "Plan", "TaskStillRunning", "call_api", "describe_request", "outcome_document", "prepare", "run"]
+__all__ = ["Hooks", "Plan", "TaskInterrupted", "TaskStillRunning", "call_api", "describe_request", "outcome_document", "prepare", "run"]
 
 
-def run(plan: Plan, hooks: Hooks | None = None) -> Outcome:
+def run(plan: Plan, hooks: Hooks | None = None, *, resume: TaskRef | None = None, submit: ApiCall | None = None) -> Outcome:
+    """One generation. For a task dialect: `resume` polls a task already submitted (imgen task
+    wait), `submit` sends another call than the request's own (a Midjourney button)."""
     hooks = hooks or Hooks()
     started = time.monotonic()
     if not plan.target.stdout and not plan.no_download:
@@ -46,21 +49,38 @@ def run(plan: Plan, hooks: Hooks | None = None) -> Outcome:
         else:
             waiting = hooks.waiting(f"generating with {plan.request.model}") if hooks.waiting else contextlib.nullcontext()
             with waiting:
-                response = call_api(plan, hooks)
+                response = call_api(plan, hooks, resume=resume, submit=submit)
             outcome = Outcome(plan=plan, response=response)
             save_all(plan, response, hooks, outcome)
+            if response.meta.get("task_id"):
+                _mark_task(outcome)
     outcome.elapsed = time.monotonic() - started
     return outcome
 
 
-def call_api(plan: Plan, hooks: Hooks, connections: Connections | None = None) -> GenerationResponse:
+def call_api(plan: Plan, hooks: Hooks, connections: Connections | None = None, *, resume: TaskRef | None = None,
+             submit: ApiCall | None = None) -> GenerationResponse:
     """The API's answer, parsed: one call (sync), a task followed to its end, or offline."""
     dialect = plan.module
     if plan.offline:
         return dialect.parse(dialect.answer(dialect.build(plan.request)))
     if dialect.LIFECYCLE == "task":
-        return _run_task(plan, dialect, hooks, connections)
+        from .generation.tasks import run_task
+
+        if resume is None and getattr(dialect, "INLINE_REFERENCES", False):
+            from .generation.inline import inline_references
+
+            inline_references(plan, hooks)
+        return run_task(plan, dialect, hooks, connections, resume=resume, submit=submit)
     return _call_sync(plan, dialect, hooks, connections)
+
+
+def _mark_task(outcome: Outcome) -> None:
+    """The journal learns how a task ended once its images are on disk (or are not)."""
+    from .generation.tasks import mark
+
+    paths = "\n".join(str(s.image.path) for s in outcome.saved if s.image.path is not None)
+    mark(outcome.response.meta["task_id"], "done" if outcome.saved or outcome.urls else "failed", paths or "no image saved")
 
 
 # --- sync: one call, one answer -----------------------------------------------------------------
@@ -150,100 +170,3 @@ def _run_stream(plan: Plan, call: ApiCall, hooks: Hooks) -> Outcome:
         save_all(plan, answer, hooks, outcome)
         return outcome
     return answer
-
-
-# --- task: submit once, then poll -------------------------------------------------------------
-
-
-@dataclass
-class PollPolicy:
-    """How often to ask: from the dialect's first interval, growing to its cap; for at most
-    --timeout seconds in all."""
-
-    interval: float
-    cap: float
-    timeout: float
-    sleep: Any = time.sleep
-
-    @classmethod
-    def for_plan(cls, plan: Plan, dialect: ModuleType) -> PollPolicy:
-        interval = float(getattr(dialect, "POLL_INTERVAL", 2.0))
-        return cls(interval, float(getattr(dialect, "POLL_CAP", max(interval, 5.0))), float(plan.settings["timeout"]))
-
-
-class TaskStillRunning(NetworkError):
-    """The wait ran out, not the task: it may still finish at the provider."""
-
-
-def _run_task(plan: Plan, dialect: ModuleType, hooks: Hooks, connections: Connections | None) -> GenerationResponse:
-    from .dialects import Done, Pending, TaskFailed
-    from .transport import http
-
-    tell = hooks.task_progress or (lambda text: None)
-    read = plan.read_fault
-    submit = dialect.build(plan.request)
-    with _client(plan, connections) as (client, policy):
-        # Billed on arrival: sent again only when it surely did not arrive (see http.send).
-        response = http.send(
-            client, submit.method, submit.path, json_body=submit.body, policy=policy, on_retry=hooks.retry,
-            target="the API", read=read, billed=True,
-        )
-        ref = dialect.task_ref(_json(response.content, response))
-        tell(f"task {ref.id} submitted")
-        polls = PollPolicy.for_plan(plan, dialect)
-        deadline = time.monotonic() + polls.timeout
-        wait = polls.interval
-        while True:
-            polls.sleep(min(wait, max(0.0, deadline - time.monotonic())))
-            call = dialect.poll(ref)
-            try:
-                answer = http.send(
-                    client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry,
-                    target="the API", read=read,
-                )
-                state = dialect.progress(_json(answer.content, answer), ref)
-            except ImgenError as exc:
-                # A poll that failed is not a task that failed: ask again while there is time.
-                if not (exc.retryable or isinstance(exc, NetworkError)):
-                    raise
-                state = Pending(f"poll failed ({exc.message})")
-            if isinstance(state, Done):
-                state.response.meta.setdefault("task_id", ref.id)
-                return state.response
-            if isinstance(state, TaskFailed):
-                err = state.error
-                raise type(err)(f"task {ref.id}: {err.message}", err.hint, code=err.code, status=err.status, request_id=err.request_id)
-            shown = f" {state.progress:.0%}" if state.progress is not None else ""
-            tell(f"task {ref.id} {state.status}{shown}")
-            if time.monotonic() >= deadline:
-                raise TaskStillRunning(
-                    f"task {ref.id} was not done after {polls.timeout:g}s (last state {state.status})",
-                    "it still runs at the provider and has been paid for; raise --timeout next time",
-                    code="task_timeout",
-                )
-            wait = min(polls.cap, wait * 1.5)
-
-
-# --- shared by the API paths ---------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _client(plan: Plan, connections: Connections | None):  # noqa: ANN202 - a context manager
-    """(client, retry policy): a batch's shared ones, or a client of this call's own."""
-    from .transport import http
-
-    shared = connections or Connections()
-    policy = shared.policy or http.RetryPolicy(retries=int(plan.settings["retries"]))
-    if shared.api is not None:
-        yield shared.api, policy
-        return
-    with http.api_client(plan.base_url, require_key(plan), float(plan.settings["timeout"])) as client:
-        yield client, policy
-
-
-def _json(raw: bytes, response: Any) -> Any:
-    from .transport.http import json_body
-
-    return json_body(
-        raw, what=f"the API answered {response.status_code} with a body that", content_type=response.headers.get("content-type")
-    )

@@ -38,6 +38,9 @@ FIELD_KEYS: dict[str, tuple[str, str]] = {
     "seed": ("seed", "int"),
     "guidance": ("guidance_scale", "float"),
     "guidance_scale": ("guidance_scale", "float"),
+    "steps": ("steps", "int"),
+    "safety_tolerance": ("safety_tolerance", "int"),
+    "mj_speed": ("mj_speed", "str"),
     "sequential": ("sequential_image_generation", "bool"),
     "max_images": ("sequential_image_generation_options", "int"),
     "aspect": ("aspect", "str"),
@@ -252,6 +255,7 @@ class Job:
     stem: str
     images: int  # the most images it can make: what the budget counts
     cost: float | None = None  # estimated before sending, when --max-cost asks
+    resume: Any = None  # dialects.TaskRef: a task an earlier run submitted, polled instead of paid for again
 
     @property
     def line(self) -> int:
@@ -332,6 +336,7 @@ def plan_job(
     except ValueError as exc:
         problems.append(f"{at}: name {spec.name!r}: {exc}")
         return None
+    plan.job_key = key
     return Job(spec=spec, plan=plan, key=key, directory=directory, stem=stem, images=count)
 
 

@@ -41,7 +41,37 @@ except ImportError:  # Windows: the thread lock still orders this process's own 
 
 
 def read(path: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """The latest successful record of each job key, and warnings about unreadable lines.
+    """The latest successful record of each job key, and warnings about unreadable lines."""
+    found, warnings = _records(path)
+    return {r["key"]: r for r in found if r.get("status") == "ok"}, warnings
+
+
+def tasks_in_flight(path: Path) -> dict[str, dict[str, Any]]:
+    """Job key -> the task it submitted and has not finished ({"id", "dialect", "extra"}): a
+    re-run polls it instead of paying for another. A later record of the key ends it, unless
+    that record says its task still runs (the wait ran out, or the run was interrupted)."""
+    found, _ = _records(path)
+    tasks: dict[str, dict[str, Any]] = {}
+    for record in found:
+        task = record.get("task")
+        if isinstance(task, dict) and task.get("in_flight") and isinstance(task.get("id"), str):
+            tasks[record["key"]] = task
+        else:
+            tasks.pop(record["key"], None)
+    return tasks
+
+
+def task_record(job: Job, ref: Any) -> dict[str, Any]:
+    """A job's task, written the moment it is submitted, before its first poll."""
+    return {
+        "format": FORMAT, "key": job.key, "line": job.line, "status": "submitted",
+        "submitted": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "task": {"id": ref.id, "dialect": ref.dialect, "extra": dict(ref.extra), "in_flight": True},
+    }
+
+
+def _records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every record in file order, and warnings about unreadable lines.
 
     A line that does not parse is skipped; only one that is not the last is worth a warning,
     since a torn last line is what an interrupted append leaves.
@@ -49,11 +79,11 @@ def read(path: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
     try:
         data = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):  # -o under a file: refused later, once, by the writability check
-        return {}, []
+        return [], []
     except OSError as exc:
-        return {}, [f"cannot read {path} ({exc.strerror}); every job runs again"]
+        return [], [f"cannot read {path} ({exc.strerror}); every job runs again"]
     lines = data.split(b"\n")
-    records: dict[str, dict[str, Any]] = {}
+    found: list[dict[str, Any]] = []
     warnings: list[str] = []
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     for number, raw in enumerate(lines, start=1):
@@ -67,9 +97,8 @@ def read(path: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
             if number - 1 != last:
                 warnings.append(f"{path} line {number} is not a manifest record; ignored")
             continue
-        if record.get("status") == "ok":
-            records[record["key"]] = record
-    return records, warnings
+        found.append(record)
+    return found, warnings
 
 
 def file_sha256(path: Path) -> str:
@@ -214,8 +243,10 @@ def url_expiry(plan: Plan, response: Any) -> str | None:
     return None
 
 
-def build_record(job: Job, outcome: Outcome | None, error: ImgenError | None, root: Path, elapsed: float) -> dict[str, Any]:
-    """A finished job as one manifest line: its files and their provenance, or its error."""
+def build_record(job: Job, outcome: Outcome | None, error: ImgenError | None, root: Path, elapsed: float,
+                 task: Any = None) -> dict[str, Any]:
+    """A finished job as one manifest line: its files and their provenance, or its error; and
+    its `task` (dialects.TaskRef), still in flight when the error says it still runs."""
     request = job.plan.request
     record: dict[str, Any] = {
         "format": FORMAT,
@@ -258,7 +289,14 @@ def build_record(job: Job, outcome: Outcome | None, error: ImgenError | None, ro
             record["response"] = extras
     if error is not None:
         record["error"] = error.to_dict()
+    if task is not None:
+        still_running = error is not None and error.code in STILL_RUNNING
+        record["task"] = {"id": task.id, "dialect": task.dialect, "extra": dict(task.extra), "in_flight": still_running}
     return record
+
+
+# Errors after which a job's task still runs at the provider: a re-run waits for it.
+STILL_RUNNING = frozenset({"task_timeout", "interrupted"})
 
 
 SIDECAR_KEYS = ("key", "prompt", "model", "request", "created", "request_id", "usage", "cost_usd", "cost_note", "url_expires", "response")

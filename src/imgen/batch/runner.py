@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import pipeline
+from ..dialects import TaskRef
 from ..errors import ExitCode, ImgenError, UsageError
 from ..files.writer import check_writable
 from ..generation.hooks import Connections, Hooks
@@ -144,12 +145,16 @@ def select(all_jobs: list[Job], options: BatchOptions, root: Path, messages: Mes
     records, warnings = manifest.read(root / manifest.MANIFEST_NAME)
     for warning in warnings:
         messages.warn(warning)
+    in_flight = manifest.tasks_in_flight(root / manifest.MANIFEST_NAME)
     to_run: list[Job] = []
     skipped: list[JobResult] = []
     for job in mine:
         record = None if options.force else records.get(job.key)
         files = manifest.verified_files(record, root) if record else None
         if files is None:
+            task = in_flight.get(job.key)
+            if task is not None:  # paid for by an earlier run: wait for it, even with --force
+                job.resume = TaskRef(task["id"], str(task.get("dialect") or job.plan.dialect), dict(task.get("extra") or {}))
             to_run.append(job)
             continue
         if options.sidecar and not options.dry_run:
@@ -364,17 +369,25 @@ class Runner:
     def _one(self, job: Job) -> JobResult | None:
         """Run one job and report it; None when Ctrl-C came first and nothing was written."""
         started = time.monotonic()
+        tasks = [job.resume] if job.resume is not None else []
+
+        def submitted(ref: TaskRef) -> None:
+            tasks.append(ref)
+            self.manifest.append(manifest.task_record(job, ref))  # before the first poll: a re-run finds it
+
         hooks = Hooks(
             retry=lambda text: self.report.detail(f"imgen: retry: line {job.line}: {text}"),
             download_task=lambda description, total: _CancelGuard(self.cancelled),
+            task_submitted=submitted,
         )
         try:
-            response = pipeline.call_api(job.plan, hooks, self.connections)
+            response = pipeline.call_api(job.plan, hooks, self.connections, resume=job.resume)
         except ImgenError as exc:
             if self.cancelled.is_set():
                 return None
             result = JobResult(job, "failed", error=exc)
-            self._finish(result, manifest.build_record(job, None, exc, self.root, time.monotonic() - started))
+            task = tasks[-1] if tasks else None
+            self._finish(result, manifest.build_record(job, None, exc, self.root, time.monotonic() - started, task))
             return result
         with self.state:
             if self.cancelled.is_set():
@@ -389,7 +402,7 @@ class Runner:
             error = outcome.failed[0].error if outcome.failed else None
             files = [s.image.path for s in outcome.saved if s.image.path is not None]
             result = JobResult(job, "failed" if error else "ok", files, error)
-            self._finish(result, manifest.build_record(job, outcome, error, self.root, time.monotonic() - started))
+            self._finish(result, manifest.build_record(job, outcome, error, self.root, time.monotonic() - started, tasks[-1] if tasks else None))
             return result
         except Cancelled:
             return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import config, edit, generate, models
+from . import config, edit, generate, models, task
 from .common import ProfileOption
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ app.command("generate", no_args_is_help=False)(generate.generate)
 app.command("edit", no_args_is_help=False)(edit.edit)
 app.add_typer(models.app, name="models")
 app.add_typer(config.app, name="config")
+app.add_typer(task.app, name="task")
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -14,7 +14,7 @@ from . import options as o
 from .common import debug_enabled, handle_errors
 
 # The order --help shows them in; panels (Generation, Seedream, ...) come from each record.
-OPTIONS = (o.PROMPT, *o.GENERATION, *o.SEEDREAM, *o.STREAMING, *o.BATCHES, o.STRICT, *o.OUTPUT, *o.CONNECTION)
+OPTIONS = (o.PROMPT, *o.GENERATION, *o.SEEDREAM, *o.TASK_OPTIONS, *o.STREAMING, *o.BATCHES, o.STRICT, *o.OUTPUT, *o.CONNECTION)
 
 
 def read_prompt(prompt: str | None, prompt_file: Path | None, verb: str = "generate") -> str:
@@ -168,6 +168,10 @@ def _report(outcome, messages, json_out: bool, *, events: bool = False) -> None:
         messages.info(f"imgen: {outcome.plan.request.model} says: {said}")
     for failed in outcome.failed:
         messages.error(failed.error)
+    buttons = outcome.response.meta.get("buttons")
+    if buttons:  # a Midjourney grid: what can be done with it next
+        task_id = outcome.response.meta.get("task_id")
+        messages.info(f"imgen: buttons (imgen task action {task_id} LABEL): " + ", ".join(b["label"] or b["customId"] for b in buttons))
     if events:
         _ndjson_line({"event": "done", **pipeline.outcome_document(outcome)})
     elif json_out:

@@ -30,7 +30,7 @@ BaseUrlOption = Annotated[
 ]
 ApiOption = Annotated[
     str | None,
-    typer.Option("--api", help="Which record when an id exists for several APIs: openai, gemini, bria, envelope, placeholder.", show_default=False),
+    typer.Option("--api", help="Which record when an id exists for several APIs: openai, gemini, bria, midjourney, flux, envelope, placeholder.", show_default=False),
 ]
 
 

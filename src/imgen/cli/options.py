@@ -24,6 +24,7 @@ from .common import JsonOption, ProfileOption
 GEN = "Generation"
 SEED = "Seedream"
 STREAM = "Streaming (GPT image models)"
+TASKS = "Tasks (Midjourney, Flux)"
 BATCH = "Batch"
 OUT = "Output"
 CONN = "Connection"
@@ -95,8 +96,18 @@ SEEDREAM = (
            field="sequential_image_generation", to_field=lambda on: "auto" if on else None),
     option("max_images", int | None, "--max-images", help="Images in a --sequential run; references + images <= 15.", panel=SEED,
            field="sequential_image_generation_options", to_field=lambda n: {"max_images": n}),
-    option("seed", int | None, "--seed", help="-1..2147483647 (ignored by newer models).", panel=SEED, field="seed"),
-    option("guidance", float | None, "--guidance", help="Prompt adherence 1.0-10.0 (ignored by 5.0).", panel=SEED, field="guidance_scale"),
+    option("seed", int | None, "--seed", help="Seedream -1..2147483647 (ignored by newer models); Flux, Bria 0..2147483647.", panel=SEED,
+           field="seed"),
+    option("guidance", float | None, "--guidance", help="Prompt adherence: Seedream 1.0-10.0 (ignored by 5.0); Flux 1.5-5 (flex: 10).",
+           panel=SEED, field="guidance_scale"),
+)
+
+TASK_OPTIONS = (
+    option("steps", int | None, "--steps", help="Flux: denoising steps, 1-50 (flux-pro, flux-dev, flux-2-flex).", panel=TASKS, field="steps"),
+    option("safety_tolerance", int | None, "--safety-tolerance", help="Flux: 0 (strict) to 6 (FLUX.2: 5).", panel=TASKS, field="safety_tolerance"),
+    option("mj_speed", str | None, "--mj-speed", help="Midjourney: fast|relax|turbo (default: the account's).", panel=TASKS, field="mj_speed"),
+    option("task_timeout", float | None, "--task-timeout", help="Seconds to wait for a task; then imgen task wait ID. [default: per API]",
+           panel=TASKS, setting="task_timeout"),
 )
 
 STREAMING = (

@@ -86,6 +86,8 @@ ENV_FOR_KEY: dict[str, str] = {
     "output_dir": "IMGEN_OUTPUT_DIR",
     "timeout": "IMGEN_TIMEOUT",
     "retries": "IMGEN_RETRIES",
+    "task_timeout": "IMGEN_TASK_TIMEOUT",
+    "poll_interval": "IMGEN_POLL_INTERVAL",
 }
 
 KEY_ENV = "IMGEN_API_KEY"
@@ -117,6 +119,8 @@ SETTING_KEYS: dict[str, SettingKey] = {
     "name": _key(str, "file name template, e.g. {date}-{slug}-{index}.{ext}"),
     "timeout": _key(float, "seconds to wait for the API and each download"),
     "retries": _key(int, "retries after 429/5xx/connect errors"),
+    "task_timeout": _key(float, "seconds to wait for a task (Midjourney, Flux) before leaving it to imgen task wait"),
+    "poll_interval": _key(float, "seconds before a task's first poll (default: each API's own pace; later polls scale with it)"),
     "max_download": _key(int, "largest image accepted from a URL, in bytes"),
     "params": _key(dict, "extra body fields sent on every request (params.KEY)"),
     "n": _key(int, "images per request (1-10)", api_field=True),
@@ -146,6 +150,7 @@ FLAG_FOR_KEY: dict[str, str] = {
     "output_dir": "--output-dir",
     "timeout": "--timeout",
     "retries": "--retries",
+    "task_timeout": "--task-timeout",
     "name": "--name",
     "params": "--param",
 }
@@ -158,6 +163,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "output_compression": (0, 100),
     "seed": (-1, 2147483647),
     "guidance_scale": (1.0, 10.0),
+    "task_timeout": (1, 86400),
+    "poll_interval": (0.01, 600),
 }
 
 
@@ -546,7 +553,7 @@ def _from_env(key: str, var: str, raw: str) -> Any:
 
 
 # Flags that no capability check looks at: checked here so a typo fails before any I/O.
-_CHECKED_FLAGS = ("base_url", "api", "timeout", "retries")
+_CHECKED_FLAGS = ("base_url", "api", "timeout", "retries", "task_timeout")
 
 
 def _from_flag(key: str, value: Any) -> Any:

@@ -21,6 +21,10 @@ here has the same shape:
                                               failed (an ImgenError; never retried)
   offline (the placeholder): OFFLINE = True and answer(call) -> payload stands in for the server.
 
+Optional names a task dialect sets: POLL_INTERVAL and POLL_CAP (seconds: the first wait and the
+longest, growing by half each poll), TASK_TIMEOUT (the default wait in all), INLINE_REFERENCES;
+a submit turned away before any task exists raises NotAccepted (sent again after a pause).
+
 Optional flags a sync dialect sets: B64_KEY (the JSON key whose string values are base64 images,
 decoded as the body arrives; default b'"b64_json"'), INLINE_REFERENCES (reference URLs are
 fetched and given to build() as data URIs), COUNTS_RESULTS (fewer images than n is reported).
@@ -36,7 +40,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..errors import ConfigError, ImgenError
+from ..errors import ConfigError, ImgenError, RateLimited
 from ..results import GenerationResponse
 
 # name -> module; adding a wire format is one module here and its records in models/capabilities.py.
@@ -44,6 +48,8 @@ DIALECTS: dict[str, str | ModuleType] = {
     "openai": "openai_images",
     "gemini": "gemini",
     "bria": "bria",
+    "midjourney": "midjourney",
+    "flux": "flux",
     "envelope": "envelope",
     "placeholder": "placeholder",
 }
@@ -101,6 +107,11 @@ class Done:
 class TaskFailed:
     error: ImgenError
 
+
+class NotAccepted(RateLimited):
+    """A submit the API turned away before creating a task (a full queue): safe to send again."""
+
+    retryable = True
 
 
 def get(name: str) -> ModuleType:

@@ -16,6 +16,7 @@ class Hooks:
     upload_task: Callable[[str, int | None], Any] | None = None  # an edit's files going up: .update(sent, total), .done()
     stream_event: Callable[[Any], None] | None = None  # each partial/completed image of a stream (stream.Update)
     task_progress: Callable[[str], None] | None = None  # a task's state at each poll: "IN_PROGRESS 45%"
+    task_submitted: Callable[[Any], None] | None = None  # a task was created (dialects.TaskRef): a batch records it
 
 
 @dataclass

@@ -51,6 +51,7 @@ class Plan:
     max_bytes: int = DEFAULT_MAX_BYTES
     api_key: Sourced | None = None
     save_partials: bool = False  # streaming: also save each partial image
+    job_key: str | None = None  # a batch job's key: its tasks are journalled under it
 
     @property
     def base_url(self) -> str:

@@ -240,6 +240,60 @@ def _gemini(id: str, *, ratios: tuple[str, ...], sizes: tuple[str, ...], note: s
     )
 
 
+# Midjourney takes any --ar W:H; these are the shapes worth offering (the nearest is used otherwise).
+MJ_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "1:2", "2:1", "7:4", "4:7", "21:9", "9:21")
+# BFL's aspect_ratio runs from 21:9 to 9:21.
+FLUX_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21")
+FLUX1_FREE = FreeSize(min_edge=256, max_edge=1440, multiple=32)
+FLUX2_FREE = FreeSize(min_edge=64, multiple=16, max_pixels=4 * 1024 * 1024)
+_FLUX_COMMON: dict[str, Rule] = {
+    "n": IntRange(1, 1, reason="makes one image per task (n must be 1)", forward="use -n 1, and --batch with one line per image for more"),
+    "seed": IntRange(0, 2_147_483_647),
+    "output_format": Enum(("jpeg", "png")),
+}
+_TASK_NOTE = "a task: submitted once, polled, saved the moment it is done; imgen task wait ID picks it up after an interrupt"
+
+
+def _midjourney(id: str, bot: str) -> ModelSpec:
+    return ModelSpec(
+        id=id,
+        provider="Midjourney",
+        dialect="midjourney",
+        fields={
+            "n": IntRange(1, 1, reason="makes one 2x2 grid per task (n must be 1)", forward="use -n 1; imgen task action ID U1..U4 upscales one"),
+            "aspect_ratio": Enum(MJ_RATIOS),
+            "image": ListOf(5),
+            "negative_prompt": Text(),
+            "mj_speed": Enum(("fast", "relax", "turbo")),
+        },
+        prompt_max=6000,
+        results=("url",),
+        default_size=None,
+        features=("text-to-image", "image-to-image", "task"),
+        note=f"{bot}: one 2x2 grid per task; --aspect is sent as --ar W:H, --negative-prompt as --no; " + _TASK_NOTE,
+    )
+
+
+def _flux(id: str, *, sizes: FreeSize | None, fields: dict[str, Rule], refs: int, note: str, safety: int = 6) -> ModelSpec:
+    shape: dict[str, Rule] = {"size": Sizes((), free=sizes, examples=("1024x1024", "1344x768", "768x1344"))} if sizes else {
+        "aspect_ratio": Enum(FLUX_RATIOS)}
+    return ModelSpec(
+        id=id,
+        provider="Black Forest Labs (Flux)",
+        dialect="flux",
+        fields={**_FLUX_COMMON, **shape, "safety_tolerance": IntRange(0, safety), "image": ListOf(refs), **fields},
+        prompt_max=10000,
+        results=("url",),
+        default_size="1024x768" if sizes else None,
+        features=("text-to-image", "image-to-image", "task") + (("edit",) if id.startswith("flux-kontext") else ()),
+        note=note + "; the sample link expires about 10 minutes after it is ready; " + _TASK_NOTE,
+        edit=EditSpec(route="references", max_inputs=refs, formats=("png", "jpeg", "webp"), max_bytes=10 * MB,
+                      note="the input goes as input_image") if id.startswith(("flux-kontext", "flux-2")) else None,
+    )
+
+
+_STEPS = {"steps": IntRange(1, 50), "guidance_scale": FloatRange(1.5, 5.0)}
+
 # Models a provider has shut down: id -> (when, what replaces it). Refused with that news.
 RETIRED: Mapping[str, tuple[str, str]] = MappingProxyType({
     "gemini-2.5-flash-image": ("2026-10-02", "gemini-3.1-flash-image-preview"),
@@ -414,6 +468,18 @@ SPECS: tuple[ModelSpec, ...] = (
         features=("text-to-image",),
         note="1 MP images; URLs are temporary; moderation can drop results (fewer images than -n); more fields via --param",
     ),
+    _midjourney("midjourney", "Midjourney"),
+    _midjourney("niji", "Niji (anime)"),
+    _flux("flux-pro-1.1", sizes=FLUX1_FREE, fields={}, refs=1, note="FLUX1.1 [pro]; sizes 256-1440 on steps of 32; -i as image_prompt"),
+    _flux("flux-pro", sizes=FLUX1_FREE, fields=_STEPS, refs=1, note="FLUX.1 [pro]; -i as image_prompt"),
+    _flux("flux-dev", sizes=FLUX1_FREE, fields=_STEPS, refs=1, note="FLUX.1 [dev]; -i as image_prompt"),
+    _flux("flux-pro-1.1-ultra", sizes=None, fields={}, refs=1, note="up to 4 MP; --aspect 21:9..9:21, no -s; -i as image_prompt"),
+    _flux("flux-kontext-pro", sizes=None, fields={}, refs=1, note="edits with imgen edit (input_image); --aspect 21:9..9:21"),
+    _flux("flux-kontext-max", sizes=None, fields={}, refs=1, note="edits with imgen edit (input_image); --aspect 21:9..9:21"),
+    _flux("flux-2-pro", sizes=FLUX2_FREE, fields={}, refs=8, safety=5, note="FLUX.2; sizes on steps of 16 up to 4 MP; -i up to 8 (input_image, _2..)"),
+    _flux("flux-2-max", sizes=FLUX2_FREE, fields={}, refs=8, safety=5, note="FLUX.2; sizes on steps of 16 up to 4 MP; -i up to 8"),
+    _flux("flux-2-flex", sizes=FLUX2_FREE, fields={"steps": IntRange(1, 50), "guidance_scale": FloatRange(1.5, 10.0)}, refs=8, safety=5,
+          note="FLUX.2 [flex]: --steps and --guidance; sizes on steps of 16 up to 4 MP"),
     ModelSpec(
         id="placeholder",
         provider="imgen (offline)",

@@ -210,6 +210,7 @@ class FreeSize:
     max_ratio: float | None = None
     min_pixels: int = 1
     max_pixels: int | None = None
+    min_edge: int = 1
 
     def faults(self, w: int, h: int) -> list[str]:
         if w < 1 or h < 1:
@@ -217,6 +218,8 @@ class FreeSize:
         out = []
         if w % self.multiple or h % self.multiple:
             out.append(f"both sides divisible by {self.multiple}")
+        if min(w, h) < self.min_edge:
+            out.append(f"the shorter side at least {self.min_edge}")
         if self.max_edge and max(w, h) > self.max_edge:
             out.append(f"the longer side at most {self.max_edge}")
         if self.max_ratio and max(w, h) > self.max_ratio * min(w, h):
@@ -239,6 +242,9 @@ class FreeSize:
         if self.max_edge and max(tw, th) > self.max_edge:
             scale = self.max_edge / max(tw, th)
             tw, th = tw * scale, th * scale
+        if min(tw, th) < self.min_edge:
+            scale = self.min_edge / min(tw, th)
+            tw, th = tw * scale, th * scale
         m = self.multiple
         base_w, base_h = math.floor(tw / m) * m, math.floor(th / m) * m
         steps = range(-2, 4)
@@ -250,6 +256,8 @@ class FreeSize:
         parts = []
         if self.multiple > 1:
             parts.append(f"sides divisible by {self.multiple}")
+        if self.min_edge > 1:
+            parts.append(f"shorter side >= {self.min_edge}")
         if self.max_edge:
             parts.append(f"longer side <= {self.max_edge}")
         if self.max_ratio:
@@ -265,6 +273,7 @@ class FreeSize:
             "max_ratio": self.max_ratio,
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
+            "min_edge": self.min_edge,
         }
 
 

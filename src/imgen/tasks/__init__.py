@@ -1,0 +1,1 @@
+"""Asynchronous provider tasks: the journal that keeps them across processes."""
