@@ -3,7 +3,8 @@
 It reproduces the shapes in ``shared/api-notes.md``: the OpenAI-compatible generation and edit endpoints
 (DALL-E, GPT image with SSE streaming, qwen-image, Seedream), Gemini's generateContent with inline
 base64 images and Google-shaped errors, Bria's text-to-image, signed download URLs that break when
-a single byte changes, the envelope gateway and the model catalog. Tests queue faults with
+a single byte changes, the envelope gateway and the model catalog. Midjourney's and Flux's task APIs,
+whose tasks change state over time, live in ``fakeserver_tasks``. Tests queue faults with
 ``FakeServer.fault``; benchmarks and manual runs start it standalone::
 
     python tests/fakeserver.py --port 0 --latency 1.0 --image-bytes 33554432 --api-key sk-test
@@ -99,6 +100,29 @@ FAULT_KINDS: dict[str, dict[str, Any]] = {
     "task_failed": {"message": "the task failed at the provider"},
     "poll_status": {"status": 503, "body": None, "headers": None},
     "poll_reset": {},
+    # Midjourney (fakeserver_tasks): the next submit, imagine or action, is answered with this code...
+    "mj_queue_full": {},
+    "mj_banned": {"word": "blood"},
+    "mj_invalid": {"description": "参数校验错误"},
+    "mj_gateway_400": {"description": "quota_not_enough"},
+    "mj_saturated": {"description": "upstream_saturated"},
+    "mj_existing": {},
+    "mj_queued": {"position": 1},
+    "mj_numeric_id": {},
+    # ...or the task it creates ends so (mj_stuck: stays IN_PROGRESS for ever)...
+    "mj_failure": {"reason": "[Invalid parameter] Invalid value"},
+    "mj_modal": {},
+    "mj_stuck": {},
+    # ...and a fetch or list-by-condition answers 500
+    "mj_poll_500": {},
+    # Flux (fakeserver_tasks): the next submit is refused, or the task it creates ends so, or a get_result answers 500
+    "flux_rate_limited": {"message": "You have exceeded the number of active tasks (24). Wait for a task to finish."},
+    "flux_moderated_request": {"reasons": ["Derivative Works Filter"]},
+    "flux_moderated_content": {"reasons": ["NSFW"]},
+    "flux_error": {"message": "Internal error while generating the image"},
+    "flux_failed": {"message": "Task failed"},
+    "flux_slow": {"delay": 30.0},
+    "flux_poll_500": {},
     # download side (GET /files/...)
     "dl_cut": {"content_length": True, "at": None},
     "dl_reset": {},
@@ -121,9 +145,10 @@ _GEMINI_ONLY = {"gemini_blocked_prompt", "gemini_blocked_image", "gemini_text_on
                 "gemini_snake", "google_error"}
 _BRIA_ONLY = {"bria_moderation", "bria_fewer", "bria_multi_urls"}
 _EDIT_ONLY = {"edit_reject"}
-# Gemini and Bria answer in their providers' own shapes: of the OpenAI-shaped faults only those the
-# gateway in front of them would produce apply (OpenAI's safety system is not in that path).
-_OWN_SHAPES = {"gemini", "bria"}
+# Gemini, Bria, Midjourney and Flux answer in their providers' own shapes: of the OpenAI-shaped faults only
+# those the gateway in front of them would produce apply (OpenAI's safety system is not in that path).
+_OWN_SHAPES = {"gemini", "bria", "mj", "flux"}
+_TASK_POLL_FAULTS = {"mj_poll_500", "flux_poll_500"}
 _GATEWAY = _ANY_API - {"moderation"}
 
 _ANSWERED = object()  # a fault that was the whole response: the route has nothing left to do
@@ -138,12 +163,20 @@ DEFAULT_RANDOM_KINDS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+def _tasks() -> Any:
+    import fakeserver_tasks  # Midjourney and Flux; it needs nothing from here
+
+    return fakeserver_tasks
+
+
 def _is_generation(route: str) -> bool:
-    return route in GENERATION_PATHS or GEMINI_ROUTE.match(route) is not None
+    return route in GENERATION_PATHS or GEMINI_ROUTE.match(route) is not None or _tasks().is_submit(route)
 
 
 def _matches(kind: str, ctx: tuple[str, str, bool]) -> bool:
     side, dialect, stream = ctx
+    if kind.startswith(("mj_", "flux_")):
+        return side == ("poll" if kind in _TASK_POLL_FAULTS else "api") and dialect == kind.split("_", 1)[0]
     if kind.startswith("dl_"):
         return side == "dl"
     if kind.startswith("poll_"):
@@ -477,6 +510,8 @@ def _endpoints(kind: str) -> str:
         "gemini": ("gemini", "/v1beta/models/{model}:generateContent"),
         "bria": ("bria", "/bria/text-to-image"),
         "edit": ("openai-image", "/v1/images/edits"),
+        "midjourney": ("midjourney", "/mj/submit/imagine"),
+        "flux": ("flux", "/flux/v1/{model}"),
     }
     name, path = paths[kind]
     return json.dumps({name: {"path": path, "method": "POST"}}, indent=2)
@@ -572,6 +607,22 @@ def default_catalog() -> list[dict[str, Any]]:
         _entry(
             "bria", "Bria Text-to-Image", "Bria", "bria", "image", t2i, {"per_request": 0.04}, 1740787200,
             endpoints=_endpoints("bria"),
+        ),
+        _entry(
+            "midjourney", "Midjourney", "Midjourney", "midjourney", "image", edit, {"per_request": 0.035}, 1720742400,
+            endpoints=_endpoints("midjourney"),
+        ),
+        _entry(
+            "flux-pro-1.1", "FLUX1.1 [pro]", "Black Forest Labs", "bfl", "image", edit, {"per_request": 0.04},
+            1727740800, endpoints=_endpoints("flux"),
+        ),
+        _entry(
+            "flux-pro-1.1-ultra", "FLUX1.1 [pro] Ultra", "Black Forest Labs", "bfl", "image", edit, {"per_request": 0.06},
+            1731024000, endpoints=_endpoints("flux"),
+        ),
+        _entry(
+            "flux-2-pro", "FLUX.2 [pro]", "Black Forest Labs", "bfl", "image", edit, {"per_request": 0.03}, 1764028800,
+            endpoints=_endpoints("flux"),
         ),
         text("llama-4-maverick", "Llama 4 Maverick", "Meta", "meta", 0.27, 0.85, 1743811200),
         text("mistral-large-latest", "Mistral Large", "Mistral", "mistral", 2, 6, 1731974400),
@@ -952,6 +1003,8 @@ _TRUNCATED = {
     "gemini": b'{"candidates": [{"content": {"role": "model", "parts": [{"inlineData": {"mimeType": "image/png", '
               b'"data": "iVBORw0KGgo',
     "bria": b'{"result": [{"urls": ["http',
+    "mj": b'{"code": 1, "description": "\xe6\x8f\x90\xe4\xba\xa4\xe6\x88\x90\xe5\x8a\x9f", "result": "17',
+    "flux": b'{"id": "3f1c0e52-',
 }
 
 _ACCESS_DENIED = b'{"Code":"AccessDenied","Message":"Access Denied","EC":"0003-00000015"}'
@@ -976,6 +1029,15 @@ _TOS_QUERY = (
     "&X-Tos-Date=20261121T120000Z&X-Tos-Expires=86400&X-Tos-SignedHeaders=host"
 )
 _SIG_MARKER = "&X-Tos-Signature="
+
+
+def _signature_at(raw: str) -> tuple[int, str]:
+    """Where a signed link's signature starts: TOS style, or Azure-blob style for Flux samples."""
+    for marker in (_SIG_MARKER, _tasks().SAMPLE_SIG_MARKER):
+        cut = raw.rfind(marker)
+        if cut > 0:
+            return cut, marker
+    return -1, _SIG_MARKER
 
 
 class _Abort(Exception):
@@ -1031,6 +1093,9 @@ class FakeServer:
         # The placeholder task API: a task answers "pending" to this many polls, then is done.
         self.task_pending_polls = 2
         self._tasks: dict[str, dict[str, Any]] = {}
+        # Midjourney and Flux: sets the knobs mj_timeline, flux_timeline, flux_sample_ttl, flux_result_ttl,
+        # flux_polling_host and task_clock (see fakeserver_tasks) and the task state behind submits.
+        _tasks().install(self)
         self._loops: set[str] = set()
         self._secret = secrets.token_bytes(32)
         self._stopping = threading.Event()
@@ -1085,9 +1150,20 @@ class FakeServer:
             return [r for r in self.requests if r.method == "POST" and _is_generation(r.path.split("?", 1)[0])]
 
     def polls(self) -> list[Recorded]:
-        """Recorded polls of the placeholder task API."""
+        """Recorded polls: of the placeholder task API, Midjourney fetches and list-by-condition, Flux get_result."""
+        is_poll = _tasks().is_poll
         with self._lock:
-            return [r for r in self.requests if r.method == "GET" and r.path.startswith(TASK_PATH + "/")]
+            return [r for r in self.requests if (r.method == "GET" and r.path.startswith(TASK_PATH + "/"))
+                    or is_poll(r.method, r.path.split("?", 1)[0])]
+
+    @property
+    def submits(self) -> list[dict[str, Any]]:
+        """Accepted Midjourney and Flux submits, oldest first: {"kind", "id", "path", "time", ...}."""
+        return self._task_state.submits()
+
+    def submit_count(self, kind: str | None = None) -> int:
+        """How many submits created a task: kind "mj-imagine", "mj-action", "mj" (both) or "flux"; None for all."""
+        return self._task_state.submit_count(kind)
 
     def downloads(self) -> list[Recorded]:
         """Recorded requests for signed download URLs."""
@@ -1130,7 +1206,7 @@ class FakeServer:
             self._random = (probability, random.Random(seed), chosen) if probability > 0 and chosen else None
 
     def reset(self) -> None:
-        """Forget recorded requests, served images, queued and random faults and the in-flight peak."""
+        """Forget recorded requests, served images, accepted task submits, queued and random faults and the in-flight peak."""
         with self._lock:
             self.requests.clear()
             self.served.clear()
@@ -1138,6 +1214,7 @@ class FakeServer:
             self._random = None
             self._loops.clear()
             self.max_in_flight = self.in_flight
+        self._task_state.forget_submits()
 
     # internals -----------------------------------------------------------------------------
 
@@ -1318,6 +1395,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._catalog()
             elif method == "GET" and route == "/v1/models":
                 self._models()
+            elif _tasks().owns(method, route):
+                _tasks().handle(self, rec, method, route)
             else:
                 self._json(404, _openai_error(f"Invalid URL ({method} {route})", "invalid_request_error"))
         except (_Abort, ConnectionError, TimeoutError):
@@ -2065,8 +2144,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _download(self, rec: Recorded) -> None:
         fake = self.fake
         raw = self.path  # the raw request target: any decoding would hide mangled URLs
-        cut = raw.rfind(_SIG_MARKER)
-        valid = cut > 0 and hmac.compare_digest(fake._sign(raw[:cut]), raw[cut + len(_SIG_MARKER) :])
+        cut, marker = _signature_at(raw)
+        valid = cut > 0 and hmac.compare_digest(fake._sign(raw[:cut]), raw[cut + len(marker) :])
         if not valid:
             self._respond(403, _ACCESS_DENIED, "application/json")
             return
@@ -2076,6 +2155,8 @@ class _Handler(BaseHTTPRequestHandler):
             looping = token in fake._loops
         if image is None:
             self._respond(404, _NO_SUCH_KEY, "application/json")
+            return
+        if _tasks().refuse_expired(self, token):
             return
         here = fake.base_url + raw
         if looping:

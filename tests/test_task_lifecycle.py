@@ -53,7 +53,8 @@ def plan_for(server, outdir, *, n=1, timeout=30.0, params=None):
 
 def run(plan):
     said: list[str] = []
-    outcome = pipeline.run(plan, pipeline.Hooks(task_progress=said.append))
+    hooks = pipeline.Hooks(task_progress=said.append, task_submitted=lambda ref: said.append(f"task {ref.id} submitted"))
+    outcome = pipeline.run(plan, hooks)
     return outcome, said
 
 

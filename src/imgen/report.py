@@ -83,6 +83,9 @@ class NoProgress:
     def waiting(self, text: str):  # noqa: ANN201 - a context manager
         return _nullcontext()
 
+    def status(self, text: str) -> None:
+        pass  # a pipe or a log gets no running commentary
+
     def task(self, description: str, total: int | None = None) -> Any:
         return _NullTask()
 
@@ -120,15 +123,24 @@ class RichProgress:
             console=self.console,
             transient=True,
         )
+        self._waiting: list[tuple[Any, str]] = []
         self.progress.start()
 
     @contextmanager
     def waiting(self, text: str) -> Iterator[None]:
         task = self.progress.add_task(text, total=None)
+        self._waiting.append((task, text))
         try:
             yield
         finally:
+            self._waiting.remove((task, text))
             self.progress.remove_task(task)
+
+    def status(self, text: str) -> None:
+        """What the API says it is doing (a task's state), beside the spinner that waits for it."""
+        if self._waiting:
+            task, first = self._waiting[-1]
+            self.progress.update(task, description=f"{first}: {text}")
 
     def task(self, description: str, total: int | None = None) -> Any:
         progress = self.progress

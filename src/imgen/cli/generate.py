@@ -151,7 +151,8 @@ def _run(plan, messages, quiet, *, events: bool = False):  # noqa: ANN001, ANN20
         download_task=progress.task,
         upload_task=progress.task,
         stream_event=_stream_listener(progress, messages, quiet, events),
-        task_progress=lambda text: messages.info(f"imgen: {text}"),
+        task_progress=progress.status,  # the state, percent and time beside the spinner; nothing on a pipe
+        task_submitted=lambda ref: messages.info(f"imgen: task {ref.id} submitted"),  # the id, in every log
     )
     try:
         return pipeline.run(plan, hooks)

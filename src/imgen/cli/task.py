@@ -230,7 +230,7 @@ def _run(plan: Any, messages: Any, quiet: bool, **how: Any):  # noqa: ANN202
     progress = make_progress(enabled=not quiet)
     hooks = pipeline.Hooks(
         retry=lambda text: messages.detail(f"imgen: retry: {text}"), waiting=progress.waiting, download_task=progress.task,
-        task_progress=lambda text: messages.info(f"imgen: {text}"),
+        task_progress=progress.status, task_submitted=lambda ref: messages.info(f"imgen: task {ref.id} submitted"),
     )
     try:
         return pipeline.run(plan, hooks, **how)

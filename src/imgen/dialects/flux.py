@@ -69,7 +69,7 @@ def poll(ref: TaskRef) -> ApiCall:
 
 def progress(payload: Any, ref: TaskRef) -> Pending | Done | TaskFailed:
     if not isinstance(payload, dict):
-        return TaskFailed(BadResponse(f"task {ref.id}: get_result answered with JSON that is not an object", "retry: imgen task wait " + ref.id))
+        return TaskFailed(BadResponse("get_result answered with JSON that is not an object", "retry: imgen task wait " + ref.id))
     status = str(payload.get("status") or "")
     if status in PENDING:
         value = payload.get("progress")
@@ -78,7 +78,7 @@ def progress(payload: Any, ref: TaskRef) -> Pending | Done | TaskFailed:
         result = payload.get("result") if isinstance(payload.get("result"), dict) else {}
         sample = result.get("sample")
         if not isinstance(sample, str) or not sample:
-            return TaskFailed(BadResponse(f"task {ref.id} is Ready without a sample link", "ask the provider"))
+            return TaskFailed(BadResponse("it is Ready without a sample link", "ask the provider"))
         item = ImageResult(0, url=sample, extra={k: result[k] for k in ("seed",) if k in result})
         return Done(GenerationResponse(items=[item], meta={"task_id": ref.id, **({"seed": result["seed"]} if "seed" in result else {})}))
     if status in MODERATED:
@@ -89,10 +89,10 @@ def progress(payload: Any, ref: TaskRef) -> Pending | Done | TaskFailed:
         return TaskFailed(ServerError(f"Flux: the task failed: {said}", "submit it again later", code="task_failed"))
     if status == "Task not found":
         return TaskFailed(RequestRejected(
-            f"Flux does not know task {ref.id}: its result expired (results are kept minutes) or the id is wrong",
+            "Flux does not know it: its result expired (results are kept minutes) or the id is wrong",
             "submit it again; save results as soon as they are ready", code="task_not_found",
         ))
-    return TaskFailed(BadResponse(f"task {ref.id} is in a state imgen does not know: {status!r}", "ask the provider"))
+    return TaskFailed(BadResponse(f"it is in a state imgen does not know: {status!r}", "ask the provider"))
 
 
 def _reasons(payload: dict[str, Any]) -> str:

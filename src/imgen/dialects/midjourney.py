@@ -75,12 +75,12 @@ def poll(ref: TaskRef) -> ApiCall:
 
 def progress(payload: Any, ref: TaskRef) -> Pending | Done | TaskFailed:
     if not isinstance(payload, dict):
-        return TaskFailed(BadResponse(f"task {ref.id}: the fetch answered with JSON that is not an object", "retry: imgen task wait " + ref.id))
+        return TaskFailed(BadResponse("the fetch answered with JSON that is not an object", "retry: imgen task wait " + ref.id))
     status = str(payload.get("status") or "NOT_START")  # "" just after the submit is NOT_START
     if status == "SUCCESS":
         url = payload.get("imageUrl")
         if not isinstance(url, str) or not url:
-            return TaskFailed(BadResponse(f"task {ref.id} succeeded without an imageUrl", "ask the provider"))
+            return TaskFailed(BadResponse("it succeeded without an imageUrl", "ask the provider"))
         meta = {"task_id": ref.id, "action": payload.get("action"), "buttons": buttons(payload)}
         if payload.get("promptEn"):
             meta["prompt_en"] = payload["promptEn"]
@@ -95,7 +95,7 @@ def progress(payload: Any, ref: TaskRef) -> Pending | Done | TaskFailed:
         ))
     if status in ("NOT_START", "SUBMITTED", "IN_PROGRESS"):
         return Pending(status, _percent(payload.get("progress")))
-    return TaskFailed(BadResponse(f"task {ref.id} is in a state imgen does not know: {status!r}", "ask the provider"))
+    return TaskFailed(BadResponse(f"it is in a state imgen does not know: {status!r}", "ask the provider"))
 
 
 def _percent(value: Any) -> float | None:

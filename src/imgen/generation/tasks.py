@@ -70,10 +70,8 @@ def run_task(plan: Plan, dialect: ModuleType, hooks: Hooks, connections: Connect
             _journal(plan, ref, tell)
             if hooks.task_submitted is not None:
                 hooks.task_submitted(ref)
-            tell(f"task {ref.id} submitted")
         else:
             ref = resume
-            tell(f"task {ref.id}: waiting for it")
         try:
             return _poll(plan, dialect, client, policy, hooks, ref, tell)
         except KeyboardInterrupt:
