@@ -238,3 +238,18 @@ def test_a_batch_killed_mid_poll_is_rerun_without_a_second_submit(imgen, server,
     assert len([p for p in outdir.iterdir() if p.suffix in (".png", ".jpg")]) == 20
     again = imgen("generate", "--batch", str(jobs), "-o", str(outdir), env=FAST)
     assert again.returncode == 0 and server.submit_count() == 20
+
+
+def test_a_submit_cut_after_sending_is_never_sent_again(imgen, server, outdir):
+    server.fault("reset")
+    res = imgen("generate", "-m", "flux-pro-1.1", "a lamp", "-o", str(outdir), env=FAST)
+    assert res.returncode == 7 and "the task may exist and be paid for" in res.stderr
+    assert len(posts(server, "/flux/v1/")) == 1 and server.polls() == []
+
+
+def test_waiting_for_a_finished_task_saves_nothing_twice(imgen, server, outdir):
+    task_id = mj_task(imgen, server, outdir)
+    before = sorted(outdir.iterdir())
+    res = imgen("task", "wait", task_id, env=FAST)
+    assert res.returncode == 0 and res.lines == [] and "done already" in res.stderr
+    assert sorted(outdir.iterdir()) == before and server.polls()[-1].time <= server.downloads()[-1].time

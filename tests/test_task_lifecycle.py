@@ -90,8 +90,9 @@ def test_a_failed_poll_is_asked_again_not_a_failed_task(task_model, server, outd
 
 def test_a_dropped_submit_is_reported_never_resubmitted(task_model, server, outdir):
     server.fault("reset")
-    with pytest.raises(NetworkError):
+    with pytest.raises(NetworkError, match="the task may exist and be paid for") as info:
         run(plan_for(server, outdir))
+    assert "did not send it again" in info.value.hint
     assert len(server.api_requests()) == 1 and server.polls() == []
     assert list(outdir.iterdir()) == []
 

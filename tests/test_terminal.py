@@ -94,3 +94,36 @@ def test_stream_partials_show_arriving(server, tmp_path):
     assert "EXIT=0" in screen, screen
     assert seen == ["partial 1/2 of image 1", "partial 2/2 of image 1"], screen
     assert len(list((tmp_path / "out").iterdir())) == 3
+
+
+def test_a_task_shows_its_state_percent_and_time_beside_the_spinner(server, tmp_path):
+    server.mj_timeline = {"NOT_START": 0.1, "SUBMITTED": 0.2, "IN_PROGRESS": 0.4, "done": 3.0}
+    out = tmp_path / "out"
+    seen, screen = _tmux_run(
+        f"{IMGEN} generate -m midjourney 'a fox' -o {out}",
+        _env(server, tmp_path, IMGEN_POLL_INTERVAL="0.1", IMGEN_STATE_DIR=str(tmp_path / "state")),
+        20,
+        ["generating with midjourney: task", "IN_PROGRESS"],
+    )
+    assert "EXIT=0" in screen, screen
+    assert seen == ["generating with midjourney: task", "IN_PROGRESS"], screen
+    assert "IN_PROGRESS" not in screen and "submitted" in screen  # the id stays on screen, the progress goes
+
+
+def test_an_edit_shows_its_upload(server, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (1024, 1024)).save(photo)
+    with open(photo, "ab") as f:
+        f.write(bytes(40_000_000))  # after IEND: still the same PNG, but a long upload
+    server.latency = 1.0
+    seen, screen = _tmux_run(
+        f"{IMGEN} edit {photo} 'night' -m gpt-image-1 -o {tmp_path / 'out'}",
+        _env(server, tmp_path),
+        30,
+        ["uploading 1 image", "generating with gpt-image-1"],
+    )
+    assert "EXIT=0" in screen, screen
+    # The bar stays (at 100%) until the answer comes, so the server's latency keeps it on screen.
+    assert sorted(seen) == ["generating with gpt-image-1", "uploading 1 image"], screen

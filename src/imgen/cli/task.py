@@ -110,11 +110,15 @@ def wait(task_ids: IdsArgument, output: OutputOption = None, json_out: JsonOptio
         documents = []
         for task_id in task_ids:
             record = _find(task_id)
+            if record.state == "done" and output is None:
+                # Waiting again would save the same image twice (and a Flux sample may be gone).
+                messages.info(f"imgen: task {record.id} is done already; it saved: {record.detail or 'nothing'}")
+                continue
             plan, _, ref = _resume(record, output)
             outcome = _run(plan, messages, quiet, resume=ref)
             documents.append(_report(outcome, messages, json_out))
             worst = max(worst, outcome.exit_code)
-        if json_out:
+        if json_out and documents:
             from ..report import emit_json
 
             emit_json(documents[0] if len(documents) == 1 else documents)

@@ -87,10 +87,19 @@ def _submit(plan: Plan, dialect: ModuleType, client: Any, policy: Any, hooks: Ho
     attempt = 0
     while True:
         # billed: a dropped connection after sending may have made the task; never sent again.
-        response = http.send(
-            client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry, target="the API",
-            read=plan.read_fault, billed=True,
-        )
+        try:
+            response = http.send(
+                client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry, target="the API",
+                read=plan.read_fault, billed=True,
+            )
+        except NetworkError as exc:
+            if isinstance(exc.__cause__, http.NOT_SENT_EXCEPTIONS):
+                raise
+            raise NetworkError(
+                f"the submit was sent, but no answer came back ({exc.message}): the task may exist and be paid for",
+                "imgen did not send it again; check the provider's task list before submitting it once more",
+                code="submit_unknown",
+            ) from exc
         try:
             return dialect.task_ref(json_of(response.content, response))
         except NotAccepted as exc:  # turned away before a task existed (a full queue): safe to send again
