@@ -43,7 +43,7 @@ OPENAI_VENV = HERE / ".venv-openai"
 OPENAI_PIN = "openai==1.109.1"
 API_KEY = "sk-bench-0123456789abcdef"
 MiB = 1024 * 1024
-FIGURES = ("startup", "oneshot", "batch", "download", "base64", "memory", "upload")
+FIGURES = ("startup", "oneshot", "batch", "download", "base64", "memory", "upload", "ledger")
 PROMPT = "a paper boat floating on calm water at sunrise"
 
 
@@ -906,6 +906,33 @@ def fig_upload(ctx: Ctx) -> None:
                    f"{s_wall.median / s_curl.median:.2f}× curl's time" if not missing else "n/a", "—", None)
 
 
+def fig_ledger(ctx: Ctx) -> None:
+    """The cost of the history ledger: one batch at zero latency, with and without it, runs
+    alternating so drift on a shared machine falls on both."""
+    jobs = 200 if ctx.args.quick else 1000
+    reps = ctx.reps(3, 1)
+    prompts = ctx.tmp / "ledger-prompts.txt"
+    prompts.write_text("".join(f"ledger prompt {i}\n" for i in range(1, jobs + 1)))
+    s_with = Series(f"imgen --batch, {jobs} jobs, ledger on", "s")
+    s_without = Series(f"imgen --batch, {jobs} jobs, --no-log", "s")
+    with fake_server(ctx.tmp, latency=0.0) as server:
+        for rep in range(reps):
+            for series, extra in ((s_with, ()), (s_without, ("--no-log",))):
+                out = ctx.fresh_dir("ledger")
+                env = {**ctx.imgen_env(server), "IMGEN_DATA_DIR": str(ctx.tmp / f"ledger-{rep}")}
+                argv = [ctx.imgen, "generate", "--batch", str(prompts), "-j", "8", "-m", "dall-e-2", "-q", "-o", str(out), *extra]
+                run = ctx.runner.run(argv, env=env)
+                run.check("imgen --batch")
+                if len(images_in(out)) != jobs:
+                    raise BenchError(f"imgen --batch saved {len(images_in(out))} of {jobs} images")
+                series.add(run.wall)
+                shutil.rmtree(out, ignore_errors=True)
+    ctx.report.add_series("ledger", s_with, s_without)
+    per_job = (s_with.median - s_without.median) / jobs * 1000
+    ctx.report.row("ledger", f"{jobs}-job batch, ledger on", fmt_series(s_with), f"--no-log {fmt_series(s_without)}",
+                   f"{per_job:+.2f} ms per generation", "< 5 ms per generation", per_job < 5)
+
+
 FIGURE_FUNCS: dict[str, Callable[[Ctx], None]] = {
     "startup": fig_startup,
     "oneshot": fig_oneshot,
@@ -914,6 +941,7 @@ FIGURE_FUNCS: dict[str, Callable[[Ctx], None]] = {
     "base64": fig_base64,
     "memory": fig_memory,
     "upload": fig_upload,
+    "ledger": fig_ledger,
 }
 
 

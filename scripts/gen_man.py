@@ -85,6 +85,8 @@ EXAMPLES: list[tuple[str, str]] = [
      'imgen generate -m midjourney --aspect 16:9 "a fox in a misty forest"\nimgen task action 1773314942177684 U2'),
     ("After Ctrl-C (or a cancelled CI job) while a task was polled: list what runs, and save it:",
      "imgen task list\nimgen task wait 5f1c -o renders/"),
+    ("Find last week's prompts about a harbour, and what this month cost per model:",
+     'imgen log --since 7d --search harbour\nimgen cost --since 30d --by model'),
     ("Show the request that would be sent (key masked) and a curl equivalent, sending nothing:",
      'imgen generate --dry-run -m dall-e-2 -n 2 -s 512x512 "icons"'),
     ("Store a key for a profile and make that profile the default:",
@@ -291,6 +293,8 @@ def environment_entries(root: Any) -> list[tuple[str, str]]:
         (configfile.CREDENTIALS_ENV, "The credentials file to use instead of the one beside the config file."),
         ("IMGEN_CACHE_DIR", "Where the model catalog of imgen models --remote is cached, instead of the user cache directory."),
         ("IMGEN_STATE_DIR", "Where the task journal (tasks.jsonl) is kept, instead of the user state directory."),
+        ("IMGEN_DATA_DIR", "Where the history and cost ledger (ledger.sqlite3) is kept, instead of the user data directory."),
+        ("IMGEN_NO_LOG", "Set to 1 to record nothing in the ledger, as --no-log does."),
         ("IMGEN_DEBUG", "Set to 1 to show a traceback with every error, as --debug does."),
         ("XDG_CONFIG_HOME", "Base of the default config directory (default ~/.config)."),
         ("XDG_CACHE_HOME", "Base of the default cache directory (default ~/.cache)."),
@@ -318,6 +322,9 @@ def files_entries() -> list[tuple[str, str]]:
         (f"$XDG_STATE_HOME/{name}/tasks.jsonl",
          "The task journal: every Midjourney and Flux task imgen submitted, written before its first poll, so that "
          "imgen task wait ID can finish it after an interrupt (IMGEN_STATE_DIR overrides the directory). Never a key."),
+        (f"$XDG_DATA_HOME/{name}/ledger.sqlite3",
+         "The history and cost ledger (SQLite): one row per generation and per saved image, read by imgen log and imgen cost "
+         "(IMGEN_DATA_DIR overrides the directory; imgen log path prints it). Never a key, never image bytes."),
         (f"$XDG_CACHE_HOME/{name}/catalog-*.json",
          f"The remote model catalogs fetched by imgen models --remote, one per base URL, default ~/.cache/{name} "
          "(IMGEN_CACHE_DIR overrides it). Safe to delete."),
@@ -411,6 +418,14 @@ def render() -> str:
             "(Midjourney 3 s then every 5 s; Flux from 0.5 s up to 3 s) and saves the result the moment it is "
             "ready. Ctrl-C, SIGTERM or --task-timeout leave the task in the journal: imgen task wait ID finishes "
             "it; a batch re-run waits for its tasks instead of submitting them again."
+        )),
+        ".PP",
+        line(esc(
+            "Every generation is recorded in the history and cost ledger, an SQLite database (imgen log path): "
+            "its settings, files (with sha256) and cost, marked billed (from the usage the API reported), "
+            "estimated (list prices, or usage typical of the size and quality) or unknown with the reason. "
+            "imgen log lists and searches it, imgen cost totals it; --no-log, IMGEN_NO_LOG=1 or log = false turn it off, "
+            "and a ledger that cannot be written is a warning, never a failed image."
         )),
         ".PP",
         line(esc(

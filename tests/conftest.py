@@ -55,6 +55,8 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("IMGEN_CACHE_DIR", str(home / "cache" / "imgen"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
     monkeypatch.setenv("IMGEN_STATE_DIR", str(home / "state" / "imgen"))  # the task journal
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("IMGEN_DATA_DIR", str(home / "data" / "imgen"))  # the ledger
     # An in-process run without -o saves into the current directory: never the checkout's.
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     from imgen.models import capabilities

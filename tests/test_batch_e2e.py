@@ -286,11 +286,20 @@ def test_max_cost_uses_catalog_prices(imgen, server, tmp_path):
     assert record["cost_usd"] == 0.04
 
 
-def test_max_cost_refuses_unknown_prices(imgen, server, tmp_path):
+def test_max_cost_estimates_token_priced_models_from_typical_usage(imgen, server, tmp_path):
     batch = write_prompts(tmp_path / "p.txt", 2)
-    res = imgen("generate", "--batch", str(batch), "-m", "gpt-image-1", "-o", str(tmp_path / "out"), "--max-cost", "1")
+    res = imgen("generate", "--batch", str(batch), "-m", "gpt-image-1", "-Q", "medium", "-o", str(tmp_path / "out"), "--max-cost", "0.05")
+    assert res.returncode == 10, res.stderr
+    # medium 1024x1024: 1056 output tokens x $40/M = $0.04224, plus ~3 prompt tokens x $5/M: one job fits $0.05, two do not.
+    assert len(server.api_requests()) == 1
+    assert "--max-cost 0.05 reached: 1 job (1 image, $0.0423) fit; 1 left undone" in res.stderr
+
+
+def test_max_cost_refuses_models_with_no_known_price(imgen, server, tmp_path):
+    batch = write_prompts(tmp_path / "p.txt", 2)
+    res = imgen("generate", "--batch", str(batch), "-m", "gpt-image-9", "-o", str(tmp_path / "out"), "--max-cost", "1")
     assert res.returncode == 2
-    assert "line 1: priced by tokens" in res.stderr and "cannot be kept" in res.stderr
+    assert "line 1: no price for gpt-image-9 in the catalog" in res.stderr and "cannot be kept" in res.stderr
     assert server.api_requests() == []
 
 

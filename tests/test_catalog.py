@@ -333,7 +333,7 @@ def test_token_price_needs_usage(entries):
 def test_token_price_from_usage(entries):
     usd, note = estimate_cost("gpt-image-1", 1, entries, usage={"input_tokens": 19, "output_tokens": 196})
     assert usd == pytest.approx((19 * 5 + 196 * 40) / 1e6)
-    assert note.startswith("estimate from the reported usage: 19 input + 196 output tokens")
+    assert note.startswith("from the reported usage: 19 input + 196 output tokens")
 
 
 def test_per_second_price(entries):

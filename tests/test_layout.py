@@ -21,7 +21,7 @@ LAYERS = [
     ("imgen.__main__",),
     ("imgen.cli",),
     ("imgen.batch",),
-    ("imgen.pipeline",),
+    ("imgen.pipeline", "imgen.ledger"),
     ("imgen.generation",),
     ("imgen.config", "imgen.tasks"),
     ("imgen.models",),

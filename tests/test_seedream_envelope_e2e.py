@@ -179,4 +179,4 @@ def test_cost_in_dry_run_and_json(imgen, server, outdir):
     usage = doc["usage"]
     expected = (usage["input_tokens"] * 5 + usage["output_tokens"] * 40) / 1e6
     assert doc["cost"]["usd"] == pytest.approx(expected)
-    assert "estimate" in doc["cost"]["note"]
+    assert doc["cost"]["basis"] == "billed" and "from the reported usage" in doc["cost"]["note"]

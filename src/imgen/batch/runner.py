@@ -32,6 +32,7 @@ from ..generation.hooks import Connections, Hooks
 from ..generation.outcome import Outcome
 from ..generation.plan import require_key
 from ..generation.saving import discard, save_all
+from ..ledger import record as ledger
 from ..report import Messages, progress_allowed
 from ..transport import http
 from . import jobs, manifest
@@ -189,10 +190,11 @@ def price_jobs(to_run: list[Job], options: BatchOptions) -> None:
         raise UsageError("--max-cost with --dry-run: no cached price list", "run imgen models --remote first (it caches the prices)")
     unknown: list[str] = []
     for job in paid:
-        usd, note = cost.estimate_cost(job.plan.request.model, job.images, prices)
-        if usd is None:
-            unknown.append(f"line {job.line}: {note}")
-        job.cost = usd
+        request = job.plan.request
+        found = cost.estimate(request.model, job.images, prices, fields=request.fields, prompt=request.prompt)
+        if found.usd is None:
+            unknown.append(f"line {job.line}: {found.note}")
+        job.cost = found.usd
     if unknown:
         shown = unknown[:10] + ([f"... and {len(unknown) - 10} more"] if len(unknown) > 10 else [])
         raise UsageError(
@@ -369,6 +371,7 @@ class Runner:
     def _one(self, job: Job) -> JobResult | None:
         """Run one job and report it; None when Ctrl-C came first and nothing was written."""
         started = time.monotonic()
+        begun = ledger.now()
         tasks = [job.resume] if job.resume is not None else []
 
         def submitted(ref: TaskRef) -> None:
@@ -387,7 +390,8 @@ class Runner:
                 return None
             result = JobResult(job, "failed", error=exc)
             task = tasks[-1] if tasks else None
-            self._finish(result, manifest.build_record(job, None, exc, self.root, time.monotonic() - started, task))
+            elapsed = time.monotonic() - started
+            self._finish(result, manifest.build_record(job, None, exc, self.root, elapsed, task), started=begun, elapsed=elapsed)
             return result
         with self.state:
             if self.cancelled.is_set():
@@ -402,7 +406,9 @@ class Runner:
             error = outcome.failed[0].error if outcome.failed else None
             files = [s.image.path for s in outcome.saved if s.image.path is not None]
             result = JobResult(job, "failed" if error else "ok", files, error)
-            self._finish(result, manifest.build_record(job, outcome, error, self.root, time.monotonic() - started, tasks[-1] if tasks else None))
+            elapsed = time.monotonic() - started
+            self._finish(result, manifest.build_record(job, outcome, error, self.root, elapsed, tasks[-1] if tasks else None), outcome,
+                         started=begun, elapsed=elapsed)
             return result
         except Cancelled:
             return None
@@ -411,8 +417,10 @@ class Runner:
                 self.saving -= 1
                 self.state.notify_all()
 
-    def _finish(self, result: JobResult, record: dict[str, Any]) -> None:
-        """Sidecars, then the manifest line, then stdout: a path is printed only once it is recorded."""
+    def _finish(self, result: JobResult, record: dict[str, Any], outcome: Outcome | None = None, started: str = "",
+                elapsed: float = 0.0) -> None:
+        """Sidecars, then the manifest line, then stdout: a path is printed only once it is recorded;
+        then the ledger's row, which can fail the job no more than a log line could."""
         try:
             if self.options.sidecar and record["images"]:
                 manifest.write_sidecars(record, self.root)
@@ -420,6 +428,8 @@ class Runner:
         except ImgenError as exc:
             result.status, result.error = "failed", result.error or exc
         self.report.finished(result)
+        ledger.write(result.job.plan, outcome, None if outcome is not None else result.error, started=started, duration=elapsed,
+                     warn=lambda text: self.report.detail(f"imgen: warning: line {result.job.line}: {text}"))
 
 
 # --------------------------------------------------------------------------- output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import config, edit, generate, models, task
+from . import config, edit, generate, log, models, task
 from .common import ProfileOption
 
 app = typer.Typer(
@@ -39,6 +39,8 @@ app.command("edit", no_args_is_help=False)(edit.edit)
 app.add_typer(models.app, name="models")
 app.add_typer(config.app, name="config")
 app.add_typer(task.app, name="task")
+app.add_typer(log.app, name="log")
+app.command("cost")(log.cost)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +76,17 @@ def generate_one(text: str, args: o.Args, parts: o.RequestParts, messages, **edi
         return
     messages.detail(f"profile {plan.settings.profile}: {plan.dialect} API at {plan.base_url}, model {plan.request.model}")
     ndjson = args.events and args.json_out
+    from ..ledger import record
+
+    started, clock = record.now(), time.monotonic()
     try:
         outcome = _run(plan, messages, args.quiet, events=ndjson)
     except ImgenError as exc:
+        record.write(plan, error=exc, started=started, duration=time.monotonic() - clock, warn=messages.warn)
         if ndjson:  # the NDJSON reader learns how the stream ended without parsing stderr
             _ndjson_line({"event": "error", **exc.to_dict()})
         raise
+    record.write(plan, outcome, started=started, duration=time.monotonic() - clock, warn=messages.warn)
     _report(outcome, messages, args.json_out, events=ndjson)
     if outcome.exit_code != ExitCode.OK:
         raise typer.Exit(int(outcome.exit_code))

@@ -137,6 +137,8 @@ OUTPUT = (
     option("no_download", bool, "--no-download", help="Print result URLs on stdout instead of saving them.", panel=OUT, default=False),
     Opt("json_out", JsonOption, False),
     option("dry_run", bool, "--dry-run", help="Show the request (key masked) and a curl equivalent; send nothing.", panel=OUT, default=False),
+    option("log", bool | None, "--log/--no-log", help="Record it in the history and cost ledger (imgen log). [default: log]", panel=OUT,
+           setting="log"),
     option("quiet", bool, "--quiet", "-q", help="Only errors on stderr.", panel=OUT, default=False),
     option("verbose", bool, "--verbose", "-v", help="Explain: settings, retries, timings.", panel=OUT, default=False),
     option("debug", bool, "--debug", help="Show tracebacks.", panel=OUT, default=False),

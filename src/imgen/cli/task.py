@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+import time
 from typing import Annotated, Any
 
 import typer
@@ -236,10 +237,19 @@ def _run(plan: Any, messages: Any, quiet: bool, **how: Any):  # noqa: ANN202
         retry=lambda text: messages.detail(f"imgen: retry: {text}"), waiting=progress.waiting, download_task=progress.task,
         task_progress=progress.status, task_submitted=lambda ref: messages.info(f"imgen: task {ref.id} submitted"),
     )
+    from ..errors import ImgenError
+    from ..ledger import record
+
+    started, clock = record.now(), time.monotonic()
     try:
-        return pipeline.run(plan, hooks, **how)
+        outcome = pipeline.run(plan, hooks, **how)
+    except ImgenError as exc:
+        record.write(plan, error=exc, started=started, duration=time.monotonic() - clock, kind="task", warn=messages.warn)
+        raise
     finally:
         progress.close()
+    record.write(plan, outcome, started=started, duration=time.monotonic() - clock, kind="task", warn=messages.warn)
+    return outcome
 
 
 def _report(outcome: Any, messages: Any, json_out: bool) -> dict[str, Any]:

@@ -120,6 +120,7 @@ SETTING_KEYS: dict[str, SettingKey] = {
     "timeout": _key(float, "seconds to wait for the API and each download"),
     "retries": _key(int, "retries after 429/5xx/connect errors"),
     "task_timeout": _key(float, "seconds to wait for a task (Midjourney, Flux) before leaving it to imgen task wait"),
+    "log": _key(bool, "record each generation in the history and cost ledger (imgen log, imgen cost)"),
     "poll_interval": _key(float, "seconds before a task's first poll (default: each API's own pace; later polls scale with it)"),
     "max_download": _key(int, "largest image accepted from a URL, in bytes"),
     "params": _key(dict, "extra body fields sent on every request (params.KEY)"),
@@ -151,6 +152,7 @@ FLAG_FOR_KEY: dict[str, str] = {
     "timeout": "--timeout",
     "retries": "--retries",
     "task_timeout": "--task-timeout",
+    "log": "--log/--no-log",
     "name": "--name",
     "params": "--param",
 }

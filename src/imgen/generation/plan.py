@@ -222,18 +222,18 @@ def describe_request(plan: Plan) -> dict[str, Any]:
 
 
 def cost_of(plan: Plan, usage: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The cost from the cached catalog (`imgen models --remote` fills it); never fetched here,
-    so --dry-run stays free of network traffic and one-shot runs stay fast."""
+    """The cost {"usd", "basis", "note"} from the cached catalog (`imgen models --remote` fills
+    it); never fetched here, so --dry-run stays free of network traffic and one-shot runs stay fast."""
     if plan.offline:
-        return {"usd": 0.0, "note": "the offline placeholder is free"}
+        return {"usd": 0.0, "basis": "estimated", "note": "the offline placeholder is free"}
     from ..models import catalog, cost
 
     price = plan.spec.price_per_image if plan.spec is not None else None
     if price is not None:
         usd = float(Decimal(str(price)) * plan.request.n)
-        return {"usd": usd, "note": f"${price:g} per image x {plan.request.n} (your model record)"}
+        return {"usd": usd, "basis": "estimated", "note": f"${price:g} per image x {plan.request.n} (your model record)"}
     cached = catalog.read_cache(plan.base_url)
     if cached is None:
-        return {"usd": None, "note": "no cached price list for this base URL; run: imgen models --remote"}
-    usd, note = cost.estimate_cost(plan.request.model, plan.request.n, cached, usage)
-    return {"usd": usd, "note": note}
+        return {"usd": None, "basis": "unknown", "note": "no cached price list for this base URL; run: imgen models --remote"}
+    request = plan.request
+    return cost.estimate(request.model, request.n, cached, usage, fields=request.fields, prompt=request.prompt).to_dict()

@@ -1,0 +1,1 @@
+"""The history and cost ledger: every generation, in SQLite."""
