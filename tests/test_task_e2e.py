@@ -235,6 +235,7 @@ def test_a_batch_killed_mid_poll_is_rerun_without_a_second_submit(imgen, server,
     res = imgen("generate", "--batch", str(jobs), "-o", str(outdir), "-j", "20", env=FAST, timeout=120)
     assert res.returncode == 0, res.stderr
     assert server.submit_count() == 20  # every job's task was waited for, none paid for again
+    assert journal(imgen) == [] and {r["state"] for r in journal(imgen, "--all")} == {"done"}
     assert len([p for p in outdir.iterdir() if p.suffix in (".png", ".jpg")]) == 20
     again = imgen("generate", "--batch", str(jobs), "-o", str(outdir), env=FAST)
     assert again.returncode == 0 and server.submit_count() == 20

@@ -32,7 +32,9 @@ from .generation.tasks import TaskInterrupted, TaskStillRunning
 from .results import GenerationResponse, ImageResult
 
 # What a command needs of a generation, in one place: prepare a plan, show it, run it, report it.
-__all__ = ["Hooks", "Plan", "TaskInterrupted", "TaskStillRunning", "call_api", "describe_request", "outcome_document", "prepare", "run"]
+__all__ = [
+    "Hooks", "Plan", "TaskInterrupted", "TaskStillRunning", "call_api", "describe_request", "mark_task", "outcome_document", "prepare", "run",
+]
 
 
 def run(plan: Plan, hooks: Hooks | None = None, *, resume: TaskRef | None = None, submit: ApiCall | None = None) -> Outcome:
@@ -52,8 +54,7 @@ def run(plan: Plan, hooks: Hooks | None = None, *, resume: TaskRef | None = None
                 response = call_api(plan, hooks, resume=resume, submit=submit)
             outcome = Outcome(plan=plan, response=response)
             save_all(plan, response, hooks, outcome)
-            if response.meta.get("task_id"):
-                _mark_task(outcome)
+            mark_task(outcome)
     outcome.elapsed = time.monotonic() - started
     return outcome
 
@@ -75,10 +76,12 @@ def call_api(plan: Plan, hooks: Hooks, connections: Connections | None = None, *
     return _call_sync(plan, dialect, hooks, connections)
 
 
-def _mark_task(outcome: Outcome) -> None:
+def mark_task(outcome: Outcome) -> None:
     """The journal learns how a task ended once its images are on disk (or are not)."""
     from .generation.tasks import mark
 
+    if not outcome.response.meta.get("task_id"):
+        return
     paths = "\n".join(str(s.image.path) for s in outcome.saved if s.image.path is not None)
     mark(outcome.response.meta["task_id"], "done" if outcome.saved or outcome.urls else "failed", paths or "no image saved")
 

@@ -403,6 +403,7 @@ class Runner:
         try:
             outcome = Outcome(plan=job.plan, response=response)
             save_all(job.plan, response, hooks, outcome, self.connections)
+            pipeline.mark_task(outcome)
             error = outcome.failed[0].error if outcome.failed else None
             files = [s.image.path for s in outcome.saved if s.image.path is not None]
             result = JobResult(job, "failed" if error else "ok", files, error)
