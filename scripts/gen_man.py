@@ -87,6 +87,8 @@ EXAMPLES: list[tuple[str, str]] = [
      "imgen task list\nimgen task wait 5f1c -o renders/"),
     ("Find last week's prompts about a harbour, and what this month cost per model:",
      'imgen log --since 7d --search harbour\nimgen cost --since 30d --by model'),
+    ("What an image says about how it was made, and the same image again with another model:",
+     "imgen inspect renders/fox.png\nimgen rerun renders/fox.png -m gpt-image-2"),
     ("Show the request that would be sent (key masked) and a curl equivalent, sending nothing:",
      'imgen generate --dry-run -m dall-e-2 -n 2 -s 512x512 "icons"'),
     ("Store a key for a profile and make that profile the default:",
@@ -426,6 +428,14 @@ def render() -> str:
             "estimated (list prices, or usage typical of the size and quality) or unknown with the reason. "
             "imgen log lists and searches it, imgen cost totals it; --no-log, IMGEN_NO_LOG=1 or log = false turn it off, "
             "and a ledger that cannot be written is a warning, never a failed image."
+        )),
+        ".PP",
+        line(esc(
+            "Each saved image carries its record (model, prompt, every field sent, seed, ids; never the key), written "
+            "in during the save without re-encoding: a PNG iTXt chunk and an AUTOMATIC1111 parameters chunk, JPEG and "
+            "WebP XMP, with the IPTC DigitalSourceType trainedAlgorithmicMedia. A file with Content Credentials (C2PA) "
+            "is saved as received and its record goes to NAME.json. --metadata embed|sidecar|both|none chooses; "
+            "imgen inspect reads records (and other tools' metadata), imgen rerun makes the image again."
         )),
         ".PP",
         line(esc(

@@ -57,6 +57,9 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("IMGEN_STATE_DIR", str(home / "state" / "imgen"))  # the task journal
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("IMGEN_DATA_DIR", str(home / "data" / "imgen"))  # the ledger
+    # Most tests check that a file holds exactly the bytes the server sent; the provenance tests
+    # (test_provenance_e2e.py) turn embedding back on, as it is by default.
+    monkeypatch.setenv("IMGEN_METADATA", "none")
     # An in-process run without -o saves into the current directory: never the checkout's.
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     from imgen.models import capabilities

@@ -43,7 +43,7 @@ def task_model(monkeypatch):
 def plan_for(server, outdir, *, n=1, timeout=30.0, params=None):
     return pipeline.prepare(
         "a lighthouse",
-        flags={"base_url": server.base_url, "model": "placeholder-task", "timeout": timeout, "retries": 2},
+        flags={"base_url": server.base_url, "model": "placeholder-task", "timeout": timeout, "retries": 2, "metadata": "none"},
         fields={"n": n},
         params=params or {},
         output=str(outdir),

@@ -154,7 +154,7 @@ def _run_stream(plan: Plan, call: ApiCall, hooks: Hooks) -> Outcome:
 
     from .generation.stream import StreamReader
 
-    reader = StreamReader(plan, on_update=hooks.stream_event)
+    reader = StreamReader(plan, on_update=hooks.stream_event, note=hooks.note)
     waiting = hooks.waiting(f"generating with {plan.request.model} (streaming)") if hooks.waiting else contextlib.nullcontext()
     with _client(plan, None) as (client, policy), waiting:
         # The client asks for JSON by default; a server that honours Accept must still stream.

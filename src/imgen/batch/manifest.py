@@ -17,14 +17,13 @@ import datetime as dt
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ImgenError
-from ..files.writer import WriteError
+from ..files.writer import WriteError, write_atomic
 
 if TYPE_CHECKING:
     from ..generation.outcome import Outcome
@@ -201,17 +200,7 @@ def _flocked(fd: int) -> Iterator[None]:
 
 
 def write_json_atomic(path: Path, document: Any) -> None:
-    """A reader sees the old file or the whole new one, never half of it."""
-    fd, tmp = tempfile.mkstemp(prefix=".imgen-", suffix=".json.part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(encode(document, indent=2))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, encode(document, indent=2))
 
 
 # --------------------------------------------------------------------------- records

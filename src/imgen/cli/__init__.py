@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import config, edit, generate, log, models, task
+from . import config, edit, generate, log, models, provenance, task
 from .common import ProfileOption
 
 app = typer.Typer(
@@ -41,6 +41,8 @@ app.add_typer(config.app, name="config")
 app.add_typer(task.app, name="task")
 app.add_typer(log.app, name="log")
 app.command("cost")(log.cost)
+app.command("inspect")(provenance.inspect)
+app.command("rerun", no_args_is_help=False)(provenance.rerun)
 
 
 def _terminate(signum: int, frame: object) -> None:

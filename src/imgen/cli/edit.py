@@ -28,7 +28,7 @@ EDITING = (
 )
 # generate's options, but for -i: here every -i is an image to edit, not a reference.
 OPTIONS = (
-    IMAGE, o.PROMPT, *EDITING, *(opt for opt in o.GENERATION if opt.name != "image"), *o.SEEDREAM, *o.TASK_OPTIONS, *o.STREAMING, o.STRICT, *o.OUTPUT,
+    IMAGE, o.PROMPT, *EDITING, *(opt for opt in o.GENERATION if opt.name != "image"), *o.SEEDREAM, *o.TASK_OPTIONS, *o.STREAMING, o.STRICT, o.SIDECAR, *o.OUTPUT,
     *o.CONNECTION,
 )
 

@@ -68,6 +68,7 @@ def generate_one(text: str, args: o.Args, parts: o.RequestParts, messages, **edi
         text, flags=parts.flags, fields=parts.fields, params=parts.params, output=args.output, overwrite=args.overwrite,
         strict=args.strict, no_download=args.no_download, save_partials=args.save_partials, **edit,
     )
+    plan.sidecar = bool(args.get("sidecar"))
     for warning in plan.warnings:
         messages.warn(warning)
     _check_stream_flags(plan, messages, events=args.events, json_out=args.json_out, save_partials=args.save_partials)
@@ -116,7 +117,7 @@ def _check_batch_flags(args: o.Args) -> None:
     """The options that make no sense with --batch, or only with it; refused before any I/O."""
     if args.batch is None:
         only_batch = {
-            "--force": args.force, "--sidecar": args.sidecar, "--max-total-images": args.max_total_images is not None,
+            "--force": args.force, "--max-total-images": args.max_total_images is not None,
             "--max-cost": args.max_cost is not None, "--shard": args.shard is not None,
         }
         given = [flag for flag, on in only_batch.items() if on]
@@ -156,6 +157,7 @@ def _run(plan, messages, quiet, *, events: bool = False):  # noqa: ANN001, ANN20
         waiting=progress.waiting,
         download_task=progress.task,
         upload_task=progress.task,
+        note=messages.detail,
         stream_event=_stream_listener(progress, messages, quiet, events),
         task_progress=progress.status,  # the state, percent and time beside the spinner; nothing on a pipe
         task_submitted=lambda ref: messages.info(f"imgen: task {ref.id} submitted"),  # the id, in every log

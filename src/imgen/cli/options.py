@@ -118,11 +118,13 @@ STREAMING = (
     option("events", bool, "--events", help="With --json: one JSON line per stream event (NDJSON).", panel=STREAM, default=False),
 )
 
+SIDECAR = option("sidecar", bool, "--sidecar", help="Also write IMAGE.json with each image's provenance.", panel=OUT, default=False)
+
 BATCHES = (
     option("batch", str | None, "--batch", help="Run every prompt in FILE (one per line, or JSON Lines); - for stdin.", panel=BATCH),
     option("concurrency", int, "--concurrency", "-j", help="Batch jobs in flight.", panel=BATCH, default=4, min=1, max=64),
     option("force", bool, "--force", help="Regenerate batch jobs already in the manifest.", panel=BATCH, default=False),
-    option("sidecar", bool, "--sidecar", help="Write IMAGE.json with each image's provenance.", panel=BATCH, default=False),
+    SIDECAR,
     option("max_total_images", int | None, "--max-total-images", help="Stop the batch before it would make more images than this.", panel=BATCH),
     option("max_cost", float | None, "--max-cost", help="Stop the batch before its estimated cost (USD) would exceed this.", panel=BATCH),
     option("shard", str | None, "--shard", help="Run share I of N of the batch jobs (I/N, 1-based).", panel=BATCH),
@@ -137,6 +139,8 @@ OUTPUT = (
     option("no_download", bool, "--no-download", help="Print result URLs on stdout instead of saving them.", panel=OUT, default=False),
     Opt("json_out", JsonOption, False),
     option("dry_run", bool, "--dry-run", help="Show the request (key masked) and a curl equivalent; send nothing.", panel=OUT, default=False),
+    option("metadata", str | None, "--metadata", help="embed|sidecar|both|none: the provenance in the file, beside it, both or not. "
+           "[default: embed]", panel=OUT, setting="metadata"),
     option("log", bool | None, "--log/--no-log", help="Record it in the history and cost ledger (imgen log). [default: log]", panel=OUT,
            setting="log"),
     option("quiet", bool, "--quiet", "-q", help="Only errors on stderr.", panel=OUT, default=False),

@@ -88,6 +88,7 @@ ENV_FOR_KEY: dict[str, str] = {
     "retries": "IMGEN_RETRIES",
     "task_timeout": "IMGEN_TASK_TIMEOUT",
     "poll_interval": "IMGEN_POLL_INTERVAL",
+    "metadata": "IMGEN_METADATA",
 }
 
 KEY_ENV = "IMGEN_API_KEY"
@@ -120,6 +121,8 @@ SETTING_KEYS: dict[str, SettingKey] = {
     "timeout": _key(float, "seconds to wait for the API and each download"),
     "retries": _key(int, "retries after 429/5xx/connect errors"),
     "task_timeout": _key(float, "seconds to wait for a task (Midjourney, Flux) before leaving it to imgen task wait"),
+    "metadata": _key(str, "where each image's provenance goes: into the file, a NAME.json sidecar, both or neither", "embed", "sidecar",
+                     "both", "none"),
     "log": _key(bool, "record each generation in the history and cost ledger (imgen log, imgen cost)"),
     "poll_interval": _key(float, "seconds before a task's first poll (default: each API's own pace; later polls scale with it)"),
     "max_download": _key(int, "largest image accepted from a URL, in bytes"),
@@ -153,6 +156,7 @@ FLAG_FOR_KEY: dict[str, str] = {
     "retries": "--retries",
     "task_timeout": "--task-timeout",
     "log": "--log/--no-log",
+    "metadata": "--metadata",
     "name": "--name",
     "params": "--param",
 }
@@ -555,7 +559,7 @@ def _from_env(key: str, var: str, raw: str) -> Any:
 
 
 # Flags that no capability check looks at: checked here so a typo fails before any I/O.
-_CHECKED_FLAGS = ("base_url", "api", "timeout", "retries", "task_timeout")
+_CHECKED_FLAGS = ("base_url", "api", "timeout", "retries", "task_timeout", "metadata")
 
 
 def _from_flag(key: str, value: Any) -> Any:

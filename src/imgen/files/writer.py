@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import socket
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -177,6 +178,9 @@ class ImageWriter:
         self.source = source
         self.session = session
         self.spool_error: tuple[str, str] | None = None  # set when base64 decoding into it failed
+        # finish(tmp, rewritten, fmt) -> bool: a last rewrite before the commit (provenance written
+        # into the file); True when it wrote `rewritten`, which then replaces the bytes received.
+        self.finish: Callable[[Path, Path, str], bool] | None = None
         self._fd = -1
         self.size = 0
         self.head = b""
@@ -246,6 +250,8 @@ class ImageWriter:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
+            if self.finish is not None:
+                self._rewrite(fmt)
             final = self._claim(name_for(imagetype.EXTENSIONS[fmt]), overwrite)
         except OSError as exc:
             self.abort()
@@ -254,6 +260,28 @@ class ImageWriter:
             self.abort()
             raise
         return SavedImage(final, self.size, self._hash.hexdigest(), fmt)
+
+    def _rewrite(self, fmt: str) -> None:
+        """Let `finish` write the file anew (a name the stale-file sweep knows); then its bytes,
+        size and sha256 are the ones reported, and what it wrote is on disk before the link."""
+        rewritten = self.directory / f".imgen-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.part"
+        try:
+            if not self.finish(self.tmp, rewritten, fmt):
+                return
+            digest, size = hashlib.sha256(), 0
+            fd = os.open(rewritten, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                while chunk := os.read(fd, 1024 * 1024):
+                    digest.update(chunk)
+                    size += len(chunk)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(rewritten, self.tmp)
+        except BaseException:
+            rewritten.unlink(missing_ok=True)
+            raise
+        self._hash, self.size = digest, size
 
     def _claim(self, name: str, overwrite: bool) -> Path:
         if self.session is None:
@@ -337,3 +365,18 @@ def write_all(writer: ImageWriter, chunks: Iterable[bytes]) -> None:
             writer.write(piece)
     except InvalidBase64 as exc:
         raise InvalidBase64(f"{writer.source}: {exc.message}", exc.hint) from None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """A reader sees the old file or the whole new one, never half of it; a symlink at `path` is
+    replaced by the rename, never written through."""
+    fd, tmp = tempfile.mkstemp(prefix=".imgen-", suffix=".json.part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

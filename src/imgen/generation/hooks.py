@@ -11,6 +11,7 @@ from typing import Any
 @dataclass
 class Hooks:
     retry: Callable[[str], None] = lambda text: None
+    note: Callable[[str], None] = lambda text: None  # what -v says: where an image's provenance went, and why
     waiting: Callable[[str], Any] | None = None  # a context manager shown while the API works
     download_task: Callable[[str, int | None], Any] | None = None
     upload_task: Callable[[str, int | None], Any] | None = None  # an edit's files going up: .update(sent, total), .done()

@@ -52,6 +52,7 @@ class Plan:
     api_key: Sourced | None = None
     save_partials: bool = False  # streaming: also save each partial image
     job_key: str | None = None  # a batch job's key: its tasks are journalled under it
+    sidecar: bool = False  # NAME.json beside each image, besides what --metadata writes into it
 
     @property
     def base_url(self) -> str:

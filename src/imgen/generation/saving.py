@@ -16,12 +16,13 @@ from pathlib import Path
 from .. import faults
 from ..errors import ImgenError
 from ..files import names
-from ..files.writer import ImageWriter, iter_b64, write_all
+from ..files.writer import ImageWriter, WriteError, iter_b64, write_all
 from ..files.writer import Session as SaveSession
 from ..results import Failed, GenerationResponse, ImageResult, Saved
 from .hooks import Connections, Hooks
 from .outcome import Outcome
 from .plan import Plan
+from .provenance import Keeper
 
 
 def item_error(item: ImageResult) -> ImgenError:
@@ -76,10 +77,17 @@ def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Ou
 
     def one(item: ImageResult) -> Saved | Failed:
         deadline = time.monotonic() + float(plan.settings["timeout"])  # each download its own --timeout
-        make_writer = lambda: ImageWriter(directory, max_bytes=plan.max_bytes, source=f"image {item.index + 1}", session=session)  # noqa: E731
+        keeper = Keeper(plan, item, hooks.note, request_id=response.request_id, task_id=response.meta.get("task_id"))
+
+        def make_writer() -> ImageWriter:
+            writer = ImageWriter(directory, max_bytes=plan.max_bytes, source=f"image {item.index + 1}", session=session)
+            writer.finish = keeper.finish  # the provenance goes in before the image gets its name
+            return writer
+
         try:
             if item.spooled is not None:
                 item.spooled.session = session
+                item.spooled.finish = keeper.finish
                 saved = item.spooled.commit(name_for(plan, item.index, now), overwrite=plan.overwrite)
             elif item.data is not None or item.b64_json:
                 with make_writer() as writer:
@@ -106,9 +114,13 @@ def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Ou
                 finally:
                     if task:
                         task.done()
+            keeper.after(saved.path)
             return Saved(item, saved)
         except ImgenError as exc:
             return Failed(item, exc)
+        except OSError as exc:  # the sidecar of an image that is saved
+            return Failed(item, WriteError(f"cannot write the sidecar of image {item.index + 1}: {exc.strerror or exc}",
+                                           "check the output directory's permissions and free space"))
 
     try:
         if len(pending) == 1:

@@ -38,6 +38,7 @@ from ..results import Failed, GenerationResponse, ImageResult, Saved, SavedImage
 from ..transport.sse import Event, SSEDecoder
 from .outcome import Outcome
 from .plan import Plan
+from .provenance import Keeper
 from .saving import item_error, name_for, to_stdout
 
 # Generations send image_generation.*, edits image_edit.*: the same frames under two names.
@@ -116,9 +117,10 @@ class StreamReader:
     response (the caller saves it like any other), else the Outcome of the stream.
     """
 
-    def __init__(self, plan: Plan, on_update: Callable[[Update], None] | None = None) -> None:
+    def __init__(self, plan: Plan, on_update: Callable[[Update], None] | None = None, note: Callable[[str], None] = lambda text: None) -> None:
         self.plan = plan
         self.on_update = on_update
+        self.note = note
         self.n = plan.request.n
         wanted_partials = plan.request.params.get("partial_images", plan.request.fields.get("partial_images"))
         self.partials_wanted = wanted_partials if isinstance(wanted_partials, int) and wanted_partials > 0 else None
@@ -284,8 +286,10 @@ class StreamReader:
             update.error = item_error(item)
             self.failed.append(Failed(item, update.error))
         else:
+            keeper = Keeper(self.plan, item, self.note, request_id=self.request_id)
             try:
-                saved = self._write(b64 or "", self._final_name(index), f"image {index + 1}")
+                saved = self._write(b64 or "", self._final_name(index), f"image {index + 1}", keeper.finish)
+                keeper.after(saved.path if not self.plan.target.stdout else None)
             except ImgenError as exc:
                 update.error = exc
                 self.failed.append(Failed(item, exc))
@@ -300,8 +304,9 @@ class StreamReader:
         if self.on_update is not None:
             self.on_update(update)
 
-    def _write(self, b64: str, name_for: Callable[[str], str], source: str) -> SavedImage:
+    def _write(self, b64: str, name_for: Callable[[str], str], source: str, finish: Any = None) -> SavedImage:
         with ImageWriter(self.directory, max_bytes=self.plan.max_bytes, source=source, session=self.session) as writer:
+            writer.finish = finish  # a final image's provenance; partials carry none
             write_all(writer, iter_b64(b64))
             return writer.commit(name_for, overwrite=self.plan.overwrite)
 
