@@ -10,6 +10,7 @@ import struct
 import zlib
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from imgen.files import metadata
@@ -175,3 +176,18 @@ def test_embedding_never_changes_a_pixel(imgen, outdir):
     assert sha(a) != sha(b) and metadata.strip_check(a, b, "png")
     with Image.open(a) as left, Image.open(b) as right:
         assert left.mode == right.mode and left.size == right.size and left.tobytes() == right.tobytes()
+
+
+@pytest.mark.parametrize(("model", "args", "fields"), [
+    ("gemini-3.1-flash-image-preview", ("--aspect", "16:9"), {"aspect_ratio": "16:9"}),
+    ("bria", ("-n", "2", "--seed", "5"), {"n": 2, "seed": 5}),
+    ("doubao-seedream-5-0-260128", ("-s", "2K", "--no-watermark"), {"size": "2K", "watermark": False}),
+    ("dall-e-3", ("--style", "natural"), {"style": "natural"}),
+    ("midjourney", ("--aspect", "2:3"), {"aspect_ratio": "2:3"}),
+])
+def test_every_dialect_records_what_was_sent(imgen, server, outdir, model, args, fields):
+    res = imgen("generate", "-m", model, *args, "a lighthouse", "-o", str(outdir), env=FAST)
+    assert res.returncode == 0, res.stderr
+    for path in res.lines:
+        record = inspect(imgen, path)["imgen"]
+        assert (record["model"], record["prompt"], record["fields"]) == (model, "a lighthouse", fields)

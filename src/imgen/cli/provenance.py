@@ -83,18 +83,23 @@ def _describe(doc: dict[str, Any]) -> list[str]:
         if doc["unknown_record_keys"]:
             lines.append("  written by a newer imgen; keys this one does not know: " + ", ".join(doc["unknown_record_keys"]))
     if doc.get("parameters") and not rec:
-        lines.append("  parameters (AUTOMATIC1111): " + " | ".join(doc["parameters"].splitlines()))
+        lines.append("  parameters (AUTOMATIC1111): " + _flat(doc["parameters"]))
     if doc.get("comfyui"):
         lines.append("  ComfyUI: " + ", ".join(k for k, v in doc["comfyui"].items() if v))
     for kind in ("xmp", "exif"):
         if doc.get(kind):
-            lines.append(f"  {kind.upper()}: " + ", ".join(f"{k}={v}" for k, v in doc[kind].items() if v))
+            lines.append(f"  {kind.upper()}: " + ", ".join(f"{k}={_flat(v)}" for k, v in doc[kind].items() if v))
     c2pa = doc.get("c2pa")
     if c2pa:
         lines.append(f"  Content Credentials (C2PA): present; claim generator: {c2pa.get('claim_generator') or 'not read'}")
     if len(lines) == 1:
         lines.append("  nothing recorded about how it was made")
     return lines
+
+
+def _flat(value: Any) -> str:
+    """One line per field: a multi-line value's lines joined, so a line never starts mid-field."""
+    return " | ".join(str(value).splitlines())
 
 
 IMAGE_FILE = o.Opt("file", Annotated[Path, typer.Argument(help="An image imgen saved (its record embedded or in FILE.json).", metavar="FILE",
