@@ -130,6 +130,9 @@ def rerun(args: o.Args) -> None:
             args["image"] = None  # an edit's -i are its sources, not references
         parts = o.request_parts(args, RERUN_OPTIONS)
         recorded = {k: v for k, v in (rec.get("fields") or {}).items() if not (k == "image" or _placeholder(v))}
+        if (rec.get("fields") or {}).get("image") and not sources and not given:
+            messages.warn(f"{args.file}: it was made with reference images, which its record names but does not hold; "
+                          "give them again with -i")
         parts.fields = {**recorded, **{k: v for k, v in parts.fields.items() if v is not None}}
         parts.params = {**(rec.get("params") or {}), **parts.params}
         if parts.flags.get("model") is None:
