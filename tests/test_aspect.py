@@ -6,6 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from imgen.errors import UsageError
 from imgen.models import aspect, capabilities, preflight
 from imgen.models.aspect import Ratio
 from imgen.models.rules import parse_size
@@ -128,3 +129,17 @@ def test_any_ratio_maps_to_something_the_record_allows_or_a_clear_refusal(key, w
     listed = {Ratio.parse(ratio): size for ratio, size in spec.aspects.items()}
     if result.warning is None and listed.get(Ratio.parse(f"{w}:{h}")) != fields.get("size"):
         assert abs(got.value / (w / h) - 1) <= 0.021
+
+
+def test_a_shape_on_the_command_line_beats_the_profiles(tmp_path, monkeypatch):
+    from imgen.pipeline import prepare
+
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.cometapi]\naspect = "16:9"\nsize = "1024x1024"\n')
+    monkeypatch.setenv("IMGEN_CONFIG", str(config))
+    sized = prepare("p", flags={"model": "gpt-image-2"}, fields={"size": "1536x1024"}, params={})
+    assert sized.request.fields["size"] == "1536x1024" and "aspect" not in sized.request.fields
+    shaped = prepare("p", flags={"model": "gpt-image-2"}, fields={"aspect": "1:1"}, params={})
+    assert shaped.request.fields["size"] == "1024x1024"  # the ratio asked for, at the default scale
+    with pytest.raises(UsageError, match="give one or the other"):  # both from one place stays a question
+        prepare("p", flags={"model": "gpt-image-2"}, fields={}, params={})

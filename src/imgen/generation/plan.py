@@ -19,7 +19,7 @@ from ..errors import AuthError, UsageError
 from ..files import names
 from ..files.inputs import InputImage
 from ..files.writer import DEFAULT_MAX_BYTES
-from ..models import capabilities, preflight
+from ..models import aspect, capabilities, preflight
 from ..request import GenerateRequest
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
@@ -108,6 +108,7 @@ def prepare(
     settings = resolve(flags, environ)
     model = str(settings["model"])
     merged_fields = {k: settings.get(k) for k in GENERATION_FIELDS if settings.get(k) is not None}
+    _shape_from_the_command_line(merged_fields, fields)
     merged_fields.update({k: v for k, v in fields.items() if v is not None})
     merged_params = dict(settings.get("params") or {})
     merged_params.update(params)
@@ -147,6 +148,15 @@ def prepare(
     )
     plan.api_key = None if plan.offline else settings.api_key()
     return plan
+
+
+def _shape_from_the_command_line(defaults: dict[str, Any], given: dict[str, Any]) -> None:
+    """A shape on the command line replaces the profile's, whichever way each was given: -s WxH
+    drops a profile's aspect, --aspect a profile's WxH size (a 1K|2K|4K scale stays with it)."""
+    if given.get("size") is not None and str(given["size"]).upper() not in aspect.SCALES:
+        defaults.pop("aspect", None)
+    if given.get("aspect") is not None and defaults.get("size") is not None and str(defaults["size"]).upper() not in aspect.SCALES:
+        defaults.pop("size")
 
 
 def _edit_setup(request: GenerateRequest, result: preflight.CheckResult, settings: Settings, problems: list[str],
