@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from ..files.writer import write_atomic
+from ..redact import for_record
 from ..results import ImageResult
 from .plan import Plan
 
@@ -26,11 +27,11 @@ FORMAT = 1
 def record(plan: Plan, item: ImageResult, request_id: str | None = None, task_id: str | None = None) -> dict[str, Any]:
     """The document: enough to know how the image was made and to make it again; never the key."""
     request = plan.request
-    fields = {k: _short(v) for k, v in request.fields.items() if v is not None}
+    fields = for_record({k: v for k, v in request.fields.items() if v is not None})
     doc: dict[str, Any] = {
         "imgen": __version__, "format": FORMAT, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "profile": plan.settings.profile, "api_host": urlsplit(plan.base_url).netloc, "dialect": plan.dialect, "model": request.model,
-        "prompt": request.prompt, "fields": fields, "params": {k: _short(v) for k, v in request.params.items()}, "index": item.index + 1,
+        "prompt": request.prompt, "fields": fields, "params": for_record(request.params), "index": item.index + 1,
     }
     seed = item.extra.get("seed", request.fields.get("seed"))
     optional = {
@@ -54,17 +55,6 @@ def parameters(doc: dict[str, Any]) -> str:
     settings = [("Steps", fields.get("steps")), ("Seed", doc.get("seed")), ("Size", fields.get("size")), ("Model", doc["model"])]
     lines.append(", ".join(f"{name}: {value}" for name, value in settings if value is not None))
     return "\n".join(lines)
-
-
-def _short(value: Any) -> Any:
-    """Reference images in a record by their length, never their bytes."""
-    if isinstance(value, str) and value.startswith("data:") and len(value) > 256:
-        return f"<data URI, {len(value)} chars>"
-    if isinstance(value, list):
-        return [_short(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _short(v) for k, v in value.items()}
-    return value
 
 
 class Keeper:

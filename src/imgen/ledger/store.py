@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExitCode, ImgenError
+from ..redact import for_record
 
 LEDGER_NAME = "ledger.sqlite3"
 DATA_DIR_ENV = "IMGEN_DATA_DIR"
@@ -48,10 +49,7 @@ KINDS = ("generate", "edit", "task")
 COST_BASES = ("billed", "estimated", "unknown")
 GROUPINGS = {"model": "g.model", "day": "substr(g.time, 1, 10)", "profile": "g.profile", "host": "g.host"}
 
-DATA_URI_KEEP = 256  # a longer data: string is image bytes, not a setting worth keeping
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-# Entry names that carry a credential, compared lower-cased with "-" read as "_" (as the task journal does).
-_SECRET_NAME = re.compile(r"(x_)?(api_?key|key|secret|password|(proxy_)?authorization|(access_|auth_|bearer_|api_)?token)")
 _TRIGRAM = 3  # FTS5's trigram index cannot match a shorter word: those words are matched by LIKE
 
 
@@ -292,7 +290,7 @@ class Ledger:
             _text(row.dialect),
             _text(row.model),
             _text(row.prompt),
-            _json(_clean(row.fields or {})),
+            _json(for_record(row.fields or {})),
             int(row.n),
             _text(row.request_id),
             _text(row.task_id),
@@ -558,17 +556,6 @@ def _image_values(image: ImageRow) -> tuple:
         None if image.width is None else int(image.width),
         None if image.height is None else int(image.height),
     )
-
-
-def _clean(value: Any) -> Any:
-    """`value` without credentials (entries named like one, at any depth) or image bytes (long data URIs)."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items() if not (isinstance(k, str) and _SECRET_NAME.fullmatch(k.lower().replace("-", "_")))}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, str) and len(value) > DATA_URI_KEEP and value[:5].lower() == "data:":
-        return f"<data URI, {len(value)} chars>"
-    return value
 
 
 def _iso(value: str | datetime) -> str:

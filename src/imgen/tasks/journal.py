@@ -27,7 +27,6 @@ import datetime as dt
 import errno
 import json
 import os
-import re
 import stat
 import tempfile
 import threading
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import ExitCode, ImgenError
+from ..redact import without_credentials
 
 try:
     import fcntl
@@ -54,8 +54,6 @@ ACQUIRE_TIMEOUT = 30.0  # seconds of finding the file replaced again and again (
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted at the path must not hang the open
-# Entry names that carry a credential, compared lower-cased with "-" read as "_".
-_SECRET_NAME = re.compile(r"(x_)?(api_?key|key|secret|password|(proxy_)?authorization|(access_|auth_|bearer_|api_)?token)")
 _TEXT = ("id", "dialect", "profile", "base_url", "model", "prompt", "created", "state", "updated", "detail")
 _DICTS = ("output", "extra", "request")
 
@@ -126,8 +124,8 @@ class Journal:
         if record.state not in STATES:
             raise ValueError(f"task {record.id}: unknown state {record.state!r} (one of {', '.join(STATES)})")
         entry: dict[str, Any] = {"v": FORMAT, "op": "add", **{f.name: getattr(record, f.name) for f in fields(record)}}
-        entry["request"] = _scrub(record.request)
-        entry["extra"] = _scrub(record.extra)
+        entry["request"] = without_credentials(record.request)
+        entry["extra"] = without_credentials(record.extra)
         entry["updated"] = record.updated or _now()
         line = _encode(entry)
         if len(line) > MAX_LINE:
@@ -358,14 +356,6 @@ def _thread_lock(path: Path) -> threading.Lock:
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items() if not (isinstance(k, str) and _SECRET_NAME.fullmatch(k.lower().replace("-", "_")))}
-    if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
-    return value
 
 
 def _encode(entry: Any) -> bytes:
