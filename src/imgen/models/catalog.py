@@ -8,6 +8,7 @@ must not pay for it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -250,10 +251,30 @@ def cache_path(base_url: str) -> Path:
     return cache_dir() / f"catalog-{key}.json"
 
 
+# The last cache file read, by (path, mtime, size): every generation prices itself (its --json,
+# its manifest record, its ledger row), and a batch of thousands would parse the file each time.
+_READ: dict[str, tuple[tuple[int, int], Catalog | None]] = {}
+
+
 def read_cache(base_url: str) -> Catalog | None:
     """The cached catalog, or None when absent, unreadable or for another base URL."""
+    path = cache_path(base_url)
     try:
-        doc = json.loads(cache_path(base_url).read_text(encoding="utf-8"))
+        st = path.stat()
+    except OSError:
+        return None
+    stamp = (st.st_mtime_ns, st.st_size)
+    seen = _READ.get(str(path))
+    if seen is not None and seen[0] == stamp:
+        return seen[1]
+    found = _read_cache(path, base_url)
+    _READ[str(path)] = (stamp, found)
+    return found
+
+
+def _read_cache(path: Path, base_url: str) -> Catalog | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     ok = (
@@ -311,10 +332,9 @@ def load(
     except ImgenError as exc:
         if cached is None:
             raise
-        cached.warnings.append(
-            f"{exc.message}; showing the cached catalog from {describe_age(now - cached.fetched_at)} ago"
-        )
-        return cached
+        # A copy: the cached one is shared by every later read of the same file.
+        warning = f"{exc.message}; showing the cached catalog from {describe_age(now - cached.fetched_at)} ago"
+        return dataclasses.replace(cached, warnings=[*cached.warnings, warning])
     images = [r for r in records if isinstance(r, Mapping) and r.get("model_type") == "image"]
     catalog = Catalog(normalize(base_url), now, _image_models(images), warnings=warnings)
     try:
