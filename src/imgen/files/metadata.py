@@ -392,12 +392,18 @@ def _write(src: typing.BinaryIO, dst: Path, plan: _Plan) -> None:
 
 
 def _copy(src: typing.BinaryIO, out: typing.BinaryIO, offset: int, length: int) -> None:
-    src.seek(offset)
-    while length > 0:
-        block = src.read(min(COPY_BLOCK, length))
-        if not block:
-            raise ValueError("the source file shrank while it was copied")
+    for block in _blocks(src, offset, length):
         out.write(block)
+
+
+def _blocks(f: typing.BinaryIO, offset: int, length: int) -> Iterator[bytes]:
+    """`length` bytes from `offset`, a block at a time (a big image is never held whole)."""
+    f.seek(offset)
+    while length > 0:
+        block = f.read(min(COPY_BLOCK, length))
+        if not block:
+            raise ValueError("the file shrank while it was read")
+        yield block
         length -= len(block)
 
 
@@ -849,10 +855,5 @@ def _image_digest(path: Path, fmt: str) -> bytes:
 
 
 def _hash_range(f: typing.BinaryIO, digest: typing.Any, offset: int, length: int) -> None:
-    f.seek(offset)
-    while length > 0:
-        block = f.read(min(COPY_BLOCK, length))
-        if not block:
-            raise ValueError("file shrank while it was read")
+    for block in _blocks(f, offset, length):
         digest.update(block)
-        length -= len(block)
