@@ -77,17 +77,12 @@ def generate_one(text: str, args: o.Args, parts: o.RequestParts, messages, **edi
         return
     messages.detail(f"profile {plan.settings.profile}: {plan.dialect} API at {plan.base_url}, model {plan.request.model}")
     ndjson = args.events and args.json_out
-    from ..ledger import record
-
-    started, clock = record.now(), time.monotonic()
     try:
-        outcome = _run(plan, messages, args.quiet, events=ndjson)
+        outcome = run_logged(plan, messages, args.quiet, events=ndjson)
     except ImgenError as exc:
-        record.write(plan, error=exc, started=started, duration=time.monotonic() - clock, warn=messages.warn)
         if ndjson:  # the NDJSON reader learns how the stream ended without parsing stderr
             _ndjson_line({"event": "error", **exc.to_dict()})
         raise
-    record.write(plan, outcome, started=started, duration=time.monotonic() - clock, warn=messages.warn)
     _report(outcome, messages, args.json_out, events=ndjson)
     if outcome.exit_code != ExitCode.OK:
         raise typer.Exit(int(outcome.exit_code))
@@ -147,8 +142,11 @@ def _check_batch_flags(args: o.Args) -> None:
         raise UsageError.of(problems, "nothing was sent")
 
 
-def _run(plan, messages, quiet, *, events: bool = False):  # noqa: ANN001, ANN202
+def run_logged(plan, messages, quiet: bool, *, events: bool = False, kind: str | None = None, **how: Any):  # noqa: ANN001, ANN201
+    """Run `plan` (pipeline.run's `how`: a task to resume, another submit) with progress on a
+    terminal, and its ledger row written however it ends."""
     from .. import pipeline
+    from ..ledger import record
     from ..report import make_progress
 
     progress = make_progress(enabled=not quiet)
@@ -162,10 +160,28 @@ def _run(plan, messages, quiet, *, events: bool = False):  # noqa: ANN001, ANN20
         task_progress=progress.status,  # the state, percent and time beside the spinner; nothing on a pipe
         task_submitted=lambda ref: messages.info(f"imgen: task {ref.id} submitted"),  # the id, in every log
     )
+    started, clock = record.now(), time.monotonic()
+
+    def log(**how_it_ended: Any) -> None:
+        record.write(plan, started=started, duration=time.monotonic() - clock, kind=kind, warn=messages.warn, **how_it_ended)
+
     try:
-        return pipeline.run(plan, hooks)
+        outcome = pipeline.run(plan, hooks, **how)
+    except ImgenError as exc:
+        log(error=exc)
+        raise
     finally:
         progress.close()
+    log(outcome=outcome)
+    return outcome
+
+
+def say_buttons(outcome, messages) -> None:  # noqa: ANN001
+    """A Midjourney grid's buttons: what can be done with it next."""
+    buttons = outcome.response.meta.get("buttons")
+    if buttons:
+        task_id = outcome.response.meta.get("task_id")
+        messages.info(f"imgen: buttons (imgen task action {task_id} LABEL): " + ", ".join(b["label"] or b["customId"] for b in buttons))
 
 
 def _report(outcome, messages, json_out: bool, *, events: bool = False) -> None:  # noqa: ANN001
@@ -177,10 +193,7 @@ def _report(outcome, messages, json_out: bool, *, events: bool = False) -> None:
         messages.info(f"imgen: {outcome.plan.request.model} says: {said}")
     for failed in outcome.failed:
         messages.error(failed.error)
-    buttons = outcome.response.meta.get("buttons")
-    if buttons:  # a Midjourney grid: what can be done with it next
-        task_id = outcome.response.meta.get("task_id")
-        messages.info(f"imgen: buttons (imgen task action {task_id} LABEL): " + ", ".join(b["label"] or b["customId"] for b in buttons))
+    say_buttons(outcome, messages)
     if events:
         _ndjson_line({"event": "done", **pipeline.outcome_document(outcome)})
     elif json_out:

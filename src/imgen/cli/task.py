@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-import time
 from typing import Annotated, Any
 
 import typer
 
 from ..errors import ExitCode, UsageError
 from .common import JsonOption, debug_enabled, handle_errors
+from .generate import run_logged, say_buttons
 
 app = typer.Typer(help="Follow the tasks of task APIs (Midjourney, Flux): list, show, wait, forget, action.", no_args_is_help=True)
 
@@ -116,7 +116,7 @@ def wait(task_ids: IdsArgument, output: OutputOption = None, json_out: JsonOptio
                 messages.info(f"imgen: task {record.id} is done already; it saved: {record.detail or 'nothing'}")
                 continue
             plan, _, ref = _resume(record, output)
-            outcome = _run(plan, messages, quiet, resume=ref)
+            outcome = run_logged(plan, messages, quiet, kind="task", resume=ref)
             documents.append(_report(outcome, messages, json_out))
             worst = max(worst, outcome.exit_code)
         if json_out and documents:
@@ -168,7 +168,7 @@ def action(
             raise UsageError(f"task {record.id} has no button {label!r}; its buttons: {labels}", "pick one of them")
         submit = midjourney.action(record.id, button["customId"], plan.request.fields.get("mj_speed"))
         messages.info(f"imgen: {button['label'] or label} on task {record.id}")
-        outcome = _run(plan, messages, quiet, submit=submit)
+        outcome = run_logged(plan, messages, quiet, kind="task", submit=submit)
         doc = _report(outcome, messages, json_out)
         if json_out:
             from ..report import emit_json
@@ -228,39 +228,13 @@ def _buttons(dialect: Any, payload: Any) -> list[dict[str, str]]:
     return finder(payload) if finder is not None and isinstance(payload, dict) else []
 
 
-def _run(plan: Any, messages: Any, quiet: bool, **how: Any):  # noqa: ANN202
-    from .. import pipeline
-    from ..report import make_progress
-
-    progress = make_progress(enabled=not quiet)
-    hooks = pipeline.Hooks(
-        retry=lambda text: messages.detail(f"imgen: retry: {text}"), waiting=progress.waiting, download_task=progress.task,
-        task_progress=progress.status, task_submitted=lambda ref: messages.info(f"imgen: task {ref.id} submitted"),
-    )
-    from ..errors import ImgenError
-    from ..ledger import record
-
-    started, clock = record.now(), time.monotonic()
-    try:
-        outcome = pipeline.run(plan, hooks, **how)
-    except ImgenError as exc:
-        record.write(plan, error=exc, started=started, duration=time.monotonic() - clock, kind="task", warn=messages.warn)
-        raise
-    finally:
-        progress.close()
-    record.write(plan, outcome, started=started, duration=time.monotonic() - clock, kind="task", warn=messages.warn)
-    return outcome
-
-
 def _report(outcome: Any, messages: Any, json_out: bool) -> dict[str, Any]:
     from .. import pipeline
     from ..report import emit_lines
 
     for failed in outcome.failed:
         messages.error(failed.error)
-    buttons = outcome.response.meta.get("buttons") or []
-    if buttons:
-        messages.info("imgen: buttons: " + ", ".join(b["label"] or b["customId"] for b in buttons))
+    say_buttons(outcome, messages)
     if not json_out:
         emit_lines([str(s.image.path) for s in outcome.saved if s.image.path is not None] + [i.url for i in outcome.urls])
     return pipeline.outcome_document(outcome)
