@@ -239,6 +239,6 @@ def test_bad_base_url_is_refused_before_any_request(imgen):
 
 
 def test_catalog_text_cannot_split_a_row_or_reach_the_terminal():
-    from imgen.cli.models import _plain
+    from imgen.cli.table import plain as _plain
 
     assert _plain("flux\n  pro\x1b[31m\tx") == "flux pro [31m x"

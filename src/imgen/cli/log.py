@@ -14,6 +14,7 @@ import typer
 
 from ..errors import UsageError
 from .common import JsonOption, handle_errors
+from .table import render_table
 
 app = typer.Typer(help="The history of generations: imgen log (the last ones), log show ID, log path.", invoke_without_command=True,
                   no_args_is_help=False)
@@ -93,9 +94,7 @@ def main(
 
                 emit_json(docs)
             return
-        from .models import _render_table
-
-        _render_table(
+        render_table(
             ["id", "time", "model", "status", "cost", "images", "prompt"],
             [[str(r.id), _local(r.time), r.model, r.status, _money(r.cost_usd, r.cost_basis), str(len(r.images)), _one_line(r.prompt)]
              for r in rows],
@@ -161,12 +160,10 @@ def cost(
 
             emit_json({"currency": "USD", "by": by, "since": since, "groups": groups, "total": total})
             return
-        from .models import _render_table
-
         rows = [[str(g["key"]), str(g["generations"]), str(g["images"]), f"${g['billed_usd']:.4f}", f"${g['estimated_usd']:.4f}",
                  str(g["unknown"]), str(g["failed"])] for g in groups]
         rows.append(["total", str(total["generations"]), str(total["images"]), f"${total['billed_usd']:.4f}",
                      f"${total['estimated_usd']:.4f}", str(total["unknown"]), str(total["failed"])])
-        _render_table([by, "generations", "images", "billed", "estimated", "unknown", "failed"], rows)
+        render_table([by, "generations", "images", "billed", "estimated", "unknown", "failed"], rows)
         sys.stderr.write("imgen: US dollars; billed = from the usage the API reported, estimated = list prices or typical usage, "
                          "unknown = no price (imgen log show ID says why)\n")

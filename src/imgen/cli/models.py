@@ -11,6 +11,7 @@ import typer
 from ..errors import UsageError
 from . import complete
 from .common import JsonOption, ProfileOption, handle_errors
+from .table import render_table
 
 app = typer.Typer(
     help="Show what each model accepts and costs.",
@@ -123,7 +124,7 @@ def _list(*, remote: bool, refresh: bool, json_out: bool, profile: str | None, b
 
             emit_json({"models": [_spec_document(s) for s in specs]})
         else:
-            _render_table(
+            render_table(
                 ["model", "api", "provider", "sizes", "aspect", "n", "features", "also matches"],
                 [
                     [s.id, s.dialect, s.provider + (" (your config)" if s.user else ""), _sizes_cell(s), _aspect_cell(s), _n_cell(s),
@@ -171,7 +172,7 @@ def _remote(messages: Any, *, refresh: bool, json_out: bool, profile: str | None
          _endpoints_cell(e), _checked_cell(e.id, checked[e.id])]
         for e in entries
     ]
-    _render_table(["model", "provider", "features", "price", "endpoints", "checked"], rows)
+    render_table(["model", "provider", "features", "price", "endpoints", "checked"], rows)
     origin = f"cached {catalog.describe_age(found.age())} ago" if found.from_cache else "fetched now"
     messages.info(f"{len(entries)} image models from {found.base_url} ({origin}); checked = imgen knows its rules")
 
@@ -222,37 +223,6 @@ def _checked_cell(model_id: str, spec: Any) -> str:
     if spec is None:
         return "-"
     return "yes" if spec.id == model_id else f"yes ({spec.id})"
-
-
-def _render_table(headers: list[str], rows: list[list[str]]) -> None:
-    cells = [[_plain(cell) for cell in row] for row in rows]
-    if not sys.stdout.isatty():
-        # A pipe gets plain columns, one model a line: Rich would pad each line to its console
-        # width, and under FORCE_COLOR put escape codes into the data.
-        from ..report import emit_lines
-
-        widths = [max(map(len, column)) for column in zip(headers, *cells)]
-        lines = [headers, ["-" * w for w in widths], *cells]
-        emit_lines(["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines])
-        return
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for header in headers:
-        table.add_column(header, overflow="fold")
-    for row in cells:
-        table.add_row(*(Text(cell) for cell in row))  # Text: a catalog's "[...]" is not markup
-    console.print(table)
-
-
-def _plain(cell: str) -> str:
-    # Catalog text comes from a server: a newline or control character in it must not split a
-    # row or reach the terminal.
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in cell).split())
 
 
 def _render_spec(spec: Any, requested: str, other_dialects: list[str]) -> None:

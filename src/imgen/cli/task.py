@@ -16,6 +16,7 @@ import typer
 from ..errors import ExitCode, UsageError
 from .common import JsonOption, debug_enabled, handle_errors
 from .generate import run_logged, say_buttons
+from .table import render_table
 
 app = typer.Typer(help="Follow the tasks of task APIs (Midjourney, Flux): list, show, wait, forget, action.", no_args_is_help=True)
 
@@ -73,10 +74,8 @@ def list_tasks(json_out: JsonOption = False, every: Annotated[bool, typer.Option
 
             emit_json([_document(r) for r in records])
             return
-        from .models import _render_table
-
         prompt = lambda text: text if len(text) <= 40 else text[:39] + "…"  # noqa: E731
-        _render_table(["id", "model", "state", "age", "prompt"], [[r.id, r.model, r.state, _age(r.created), prompt(r.prompt)] for r in records])
+        render_table(["id", "model", "state", "age", "prompt"], [[r.id, r.model, r.state, _age(r.created), prompt(r.prompt)] for r in records])
 
 
 @app.command("show")
