@@ -475,6 +475,17 @@ def imgen_oneshot(ctx: Ctx, server: Server, out: Path, *extra: str, rss: bool = 
     return run
 
 
+def run_saving(ctx: Ctx, argv: list[str], out: Path, expected: int, what: str, **kw: Any) -> Run:
+    """Run a command that saves `expected` images into `out`: checked, counted, then removed."""
+    run = ctx.runner.run(argv, **kw)
+    run.check(what)
+    saved = len(images_in(out))
+    shutil.rmtree(out, ignore_errors=True)
+    if saved != expected:
+        raise BenchError(f"{what} saved {saved} of {expected} images")
+    return run
+
+
 def curl_recipe(ctx: Ctx, server: Server, out_file: Path) -> Run:
     env = {
         **ctx.runner.env,
@@ -626,24 +637,13 @@ def fig_batch(ctx: Ctx) -> None:
             for _ in range(reps):
                 if ok:
                     out = ctx.fresh_dir("batch-imgen")
-                    run = ctx.runner.run(
-                        [ctx.imgen, "generate", "--batch", str(prompts), "--concurrency", str(conc), "-m", "dall-e-2", "-q", "-o", str(out)],
-                        env=ctx.imgen_env(server),
-                    )
-                    run.check("imgen --batch")
-                    if len(images_in(out)) != jobs:
-                        raise BenchError(f"imgen --batch saved {len(images_in(out))} of {jobs} images")
-                    s_imgen.add(run.wall)
-                    shutil.rmtree(out, ignore_errors=True)
+                    argv = [ctx.imgen, "generate", "--batch", str(prompts), "--concurrency", str(conc), "-m", "dall-e-2", "-q", "-o", str(out)]
+                    s_imgen.add(run_saving(ctx, argv, out, jobs, "imgen --batch", env=ctx.imgen_env(server)).wall)
                 if not missing:
                     out = ctx.fresh_dir("batch-xargs")
                     env = {**ctx.runner.env, "BENCH_BASE": server.base_url, "BENCH_KEY": API_KEY, "BENCH_OUT": str(out)}
-                    run = ctx.runner.run(["xargs", "-P", str(conc), "-n", "1", "bash", "-c", XARGS_JOB, "_"], env=env, stdin=numbers)
-                    run.check("xargs + curl recipe")
-                    if len(images_in(out)) != jobs:
-                        raise BenchError(f"xargs + curl saved {len(images_in(out))} of {jobs} images")
-                    s_xargs.add(run.wall)
-                    shutil.rmtree(out, ignore_errors=True)
+                    argv = ["xargs", "-P", str(conc), "-n", "1", "bash", "-c", XARGS_JOB, "_"]
+                    s_xargs.add(run_saving(ctx, argv, out, jobs, "xargs + curl recipe", env=env, stdin=numbers).wall)
             ctx.report.add_series("batch", s_imgen, s_xargs)
             label = f"batch {jobs} × {latency:g} s, -j {conc}"
             if ok:
@@ -921,12 +921,7 @@ def fig_ledger(ctx: Ctx) -> None:
                 out = ctx.fresh_dir("ledger")
                 env = {**ctx.imgen_env(server), "IMGEN_DATA_DIR": str(ctx.tmp / f"ledger-{rep}")}
                 argv = [ctx.imgen, "generate", "--batch", str(prompts), "-j", "8", "-m", "dall-e-2", "-q", "-o", str(out), *extra]
-                run = ctx.runner.run(argv, env=env)
-                run.check("imgen --batch")
-                if len(images_in(out)) != jobs:
-                    raise BenchError(f"imgen --batch saved {len(images_in(out))} of {jobs} images")
-                series.add(run.wall)
-                shutil.rmtree(out, ignore_errors=True)
+                series.add(run_saving(ctx, argv, out, jobs, "imgen --batch", env=env).wall)
     ctx.report.add_series("ledger", s_with, s_without)
     per_job = (s_with.median - s_without.median) / jobs * 1000
     ctx.report.row("ledger", f"{jobs}-job batch, ledger on", fmt_series(s_with), f"--no-log {fmt_series(s_without)}",
