@@ -9,6 +9,7 @@ asked: any change to it reads as tampering. Its provenance goes to the sidecar i
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -65,8 +66,13 @@ class Keeper:
                  task_id: str | None = None) -> None:
         self.mode = str(plan.settings.get("metadata") or "embed")
         self.sidecar = plan.sidecar or self.mode in ("sidecar", "both")
-        self.doc = record(plan, item, request_id, task_id)
+        self._made = lambda: record(plan, item, request_id, task_id)
         self.note = note
+
+    @functools.cached_property
+    def doc(self) -> dict[str, Any]:
+        """Made only when it is written: with --metadata none an edit's inputs are not hashed for it."""
+        return self._made()
 
     def finish(self, tmp: Path, rewritten: Path, fmt: str) -> bool:
         from ..files import metadata

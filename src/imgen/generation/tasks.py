@@ -40,14 +40,6 @@ class PollPolicy:
         timeout = plan.settings.get("task_timeout") or getattr(dialect, "TASK_TIMEOUT", None) or plan.settings["timeout"]
         return cls(first * scale, cap * scale, float(timeout))
 
-    def schedule(self) -> list[float]:
-        """The waits before each poll, for the first minute (the README shows them)."""
-        out, wait = [], self.interval
-        while sum(out) < 60:
-            out.append(round(wait, 2))
-            wait = min(self.cap, wait * GROWTH)
-        return out
-
 
 class TaskStillRunning(NetworkError):
     """The wait ran out, not the task: it may still finish at the provider."""

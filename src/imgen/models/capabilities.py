@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -178,6 +178,13 @@ def _upload(max_inputs: int, formats: tuple[str, ...], max_mb: int, **kw: Any) -
     return EditSpec(route="upload", dialect="openai_edits", max_inputs=max_inputs, formats=formats, max_bytes=max_mb * MB, **kw)
 
 
+# How the GPT image models and Gemini edit; also what a model imgen has no record of gets on
+# those APIs (models/editing.py).
+GPT_EDIT = _upload(16, ("png", "jpeg", "webp"), 50, mask=True)
+GEMINI_EDIT = EditSpec(route="references", max_inputs=14, formats=("png", "jpeg", "webp"), max_bytes=10 * MB,
+                       note="inputs go inline beside the prompt (URLs are fetched first)")
+
+
 def _gpt_image(id: str, sizes: Sizes = _GPT_SIZES, note: str = "", fidelity: bool = True) -> ModelSpec:
     return _openai(
         id,
@@ -195,8 +202,8 @@ def _gpt_image(id: str, sizes: Sizes = _GPT_SIZES, note: str = "", fidelity: boo
         default_size="auto",
         features=("text-to-image", "edit", "streaming"),
         combos=(*_GPT_COMBOS, PARTIALS_NEED_STREAM),
-        edit=_upload(16, ("png", "jpeg", "webp"), 50, mask=True, fields=_FIDELITY if fidelity else {},
-                     note="" if fidelity else "input_fidelity is not sent: sources disagree whether this model takes it"),
+        edit=replace(GPT_EDIT, fields=_FIDELITY) if fidelity else replace(
+            GPT_EDIT, note="input_fidelity is not sent: sources disagree whether this model takes it"),
         note=note or "always returns base64; background/output_format/quality/size are echoed in the response",
     )
 
@@ -235,8 +242,7 @@ def _gemini(id: str, *, ratios: tuple[str, ...], sizes: tuple[str, ...], note: s
         default_size="1K",
         features=("text-to-image", "image-to-image", "edit"),
         note=note + "; images come inline (base64); the model's text goes to stderr and --json",
-        edit=EditSpec(route="references", max_inputs=14, formats=("png", "jpeg", "webp"), max_bytes=10 * MB,
-                      note="inputs go inline beside the prompt (URLs are fetched first)"),
+        edit=GEMINI_EDIT,
     )
 
 

@@ -14,11 +14,7 @@ from . import capabilities
 from .capabilities import MASK_MAX_BYTES, EditSpec, ModelSpec
 
 # Where a model imgen has no record of is sent, by the API its profile speaks.
-UNKNOWN_MODEL_EDIT: dict[str, EditSpec] = {
-    "openai": EditSpec(route="upload", dialect="openai_edits", max_inputs=16, formats=("png", "jpeg", "webp"), max_bytes=50 * capabilities.MB,
-                       mask=True),
-    "gemini": EditSpec(route="references", max_inputs=14, formats=("png", "jpeg", "webp"), max_bytes=10 * capabilities.MB),
-}
+UNKNOWN_MODEL_EDIT: dict[str, EditSpec] = {"openai": capabilities.GPT_EDIT, "gemini": capabilities.GEMINI_EDIT}
 
 
 @dataclass
