@@ -109,8 +109,12 @@ def test_classify_words_http_errors_and_in_band_errors_apart():
     assert faults.classify(faults.Fault("no"), status=400).message == "the API answered 400: no"
     assert faults.classify(faults.Fault("no", "c"), what="in the stream").message == "in the stream: no (code c)"
     assert faults.classify(faults.Fault(), status=502, content_type="text/html").message == "the API answered 502: HTTP 502 with an HTML page"
-    moved = faults.classify(faults.Fault(), status=301, location="https://new.example/v1/images/generations")
-    assert "use --base-url https://new.example" in moved.hint
+    moved = faults.classify(faults.Fault(), status=301, location="https://api.example/new/v1/images/generations",
+                            origin="http://api.example/v1/images/generations")
+    assert "use --base-url https://api.example/new" in moved.hint
+    elsewhere = faults.classify(faults.Fault(), status=301, location="https://new.example/v1/images/generations",
+                                origin="http://api.example/v1/images/generations")
+    assert "new.example" not in elsewhere.hint + elsewhere.message
 
 
 def test_the_dialect_is_the_models_unless_the_profile_forces_one(isolated_env):

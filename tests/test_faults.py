@@ -434,8 +434,30 @@ def test_error_body_cut_short_is_a_network_error(failure):
 
 
 def test_api_redirect_names_the_new_base_url(imgen, server):
-    server.fault("status", status=301, headers={"Location": "https://api.example.com/v1/images/generations"}, body=b"")
+    # The same host, moved to https and a path prefix: worth copying.
+    moved = server.base_url.replace("http://", "https://") + "/gateway"
+    server.fault("status", status=301, headers={"Location": f"{moved}/v1/images/generations"}, body=b"")
     res = imgen("generate", "x")
     assert res.returncode == 5
-    assert "--base-url https://api.example.com" in res.stderr
+    assert f"--base-url {moved}\n" in res.stderr
     assert len(server.api_requests()) == 1
+
+
+@pytest.mark.parametrize("location", [
+    "file:///etc/passwd", "https://evil.example/v1/images/generations", "javascript:alert(1)",
+    "http://user:pw@127.0.0.1/v1/", "//evil.example/v1/", "https://127.0.0.1.evil.example/v1/",
+])
+def test_an_api_redirect_elsewhere_offers_nothing_to_copy(imgen, server, location):
+    server.fault("status", status=302, headers={"Location": location}, body=b"")
+    res = imgen("generate", "x")
+    assert res.returncode == 5
+    assert "imgen does not follow it" in res.stderr
+    assert "--base-url http" not in res.stderr and "evil" not in res.stderr and "passwd" not in res.stderr
+
+
+def test_a_redirect_from_https_down_to_http_is_not_suggested():
+    from imgen.faults import moved_to
+
+    assert moved_to("http://api.example.com/v1/x", "https://api.example.com/v1/images/generations") is None
+    assert moved_to("https://api.example.com/v2/v1/x", "http://api.example.com/v1/images/generations") == "https://api.example.com/v2"
+    assert moved_to("/prefix/v1/images/generations", "https://api.example.com/v1/images/generations") == "https://api.example.com/prefix"

@@ -83,3 +83,18 @@ def test_download_goes_through_the_proxy(imgen, server, outdir, netguard, proxy)
     assert any(urlsplit(path).path.startswith("/files/") for path in gets), proxy.seen
     assert all(path.startswith(server.base_url) for _, path in proxy.seen)
     assert len(res.lines) == 1 and outdir.joinpath(res.lines[0]).exists()
+
+
+# An API on loopback may hand out its own network's addresses; never the metadata service's.
+@pytest.mark.parametrize("address, kind", [("169.254.169.254", "link-local"), ("169.254.170.2", "link-local")])
+def test_a_proxy_is_not_handed_a_name_that_resolves_to_an_internal_address(imgen, server, outdir, netguard, proxy, address, kind):
+    """The proxy resolves names itself, past the connect-time check: the name is judged here first."""
+    server.fault("status", status=200, body={"created": 1, "data": [{"url": "http://metadata.example/latest/meta-data/"}]})
+    proxied = f"http://127.0.0.1:{proxy.server_address[1]}"
+    env = {**netguard, "IMGEN_NETGUARD_HOSTS": f"metadata.example={address}", "HTTP_PROXY": proxied, "http_proxy": proxied,
+           "HTTPS_PROXY": proxied, "https_proxy": proxied, "NO_PROXY": "", "no_proxy": "", "ALL_PROXY": "", "all_proxy": ""}
+    res = imgen("generate", "-m", "dall-e-3", "-o", str(outdir), "a lighthouse", env=env)
+    assert res.returncode == 9, res.stderr
+    assert f"refusing to download from metadata.example ({address})" in res.stderr and kind in res.stderr
+    assert [path for method, path in proxy.seen if method == "GET"] == []
+    assert list(outdir.iterdir()) == []

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from .redact import scrub
+
 
 class ExitCode(IntEnum):
     OK = 0
@@ -54,6 +56,10 @@ class ImgenError(Exception):
         status: int | None = None,
         request_id: str | None = None,
     ) -> None:
+        # Server text (an error echoing "Incorrect API key provided: sk-...") goes into messages:
+        # masked here, it is masked on stderr, in --json, the ledger, manifests and the journal alike.
+        message, hint = scrub(message), scrub(hint) if hint is not None else None
+        request_id = scrub(request_id) if request_id is not None else None
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from .errors import AuthError, BadResponse, ImgenError, RateLimited, RequestRejected, ServerError
 
@@ -106,6 +107,7 @@ def classify(
     request_id: str | None = None,
     location: str | None = None,
     content_type: str = "",
+    origin: str | None = None,
 ) -> ImgenError:
     """The ImgenError for `fault`. With an HTTP error `status` the text says "WHAT answered
     STATUS: ..."; without one (the error came inside a successful answer) "WHAT: ...".
@@ -125,9 +127,15 @@ def classify(
     retryable = answered and status in RETRY_STATUSES
 
     if answered and 300 <= status < 400:
-        # The API is never followed across a redirect (the key would go along): name the target.
-        base = location.split("/v1/", 1)[0].split("/api/", 1)[0] if location else ""
-        hint = f"the API moved: use --base-url {base}" if base else "check the base URL (--base-url)"
+        # The API is never followed across a redirect (the key would go along). Its target is
+        # offered to copy only when it is the same API moved (same host, or its https form).
+        base = moved_to(location, origin)
+        if base:
+            hint = f"the API moved: use --base-url {base}"
+        elif location:
+            hint = "the API redirected to another host or scheme; imgen does not follow it: check the base URL (--base-url)"
+        else:
+            hint = "check the base URL (--base-url)"
         error: ImgenError = RequestRejected(f"{what} answered {status}: a redirect" + (f" to {base}" if base else ""), hint, **kw)
     elif effective in (401, 403) or "invalid_api_key" in key or "authentication" in key:
         error = AuthError(detail, AUTH_HINT, **kw)
@@ -154,6 +162,25 @@ def classify(
     error.retryable = retryable
     error.retry_after = fault.retry_after
     return error
+
+
+def moved_to(location: str | None, origin: str | None) -> str | None:
+    """The base URL a redirect from `origin` points at, if it is one worth suggesting: http(s), the
+    same host, never from https down to http, nothing hidden in it (user info, control characters)."""
+    if not location or not origin or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in location):
+        return None
+    try:
+        target, source = urlsplit(urljoin(origin, location)), urlsplit(origin)
+        same_host = bool(target.hostname) and target.hostname == source.hostname
+        target.port  # noqa: B018 - a port out of range raises here
+    except ValueError:
+        return None
+    if target.scheme not in ("http", "https") or not same_host or target.username or target.password:
+        return None
+    if source.scheme == "https" and target.scheme != "https":
+        return None
+    absolute = target.geturl()
+    return absolute.split("/v1/", 1)[0].split("/api/", 1)[0].split("/v1beta/", 1)[0].rstrip("/") or None
 
 
 def item_error(code: str | None, message: str | None, index: int) -> ImgenError:

@@ -30,6 +30,7 @@ from .generation.plan import Plan, describe_request, prepare
 from .generation.saving import save_all, staging
 from .generation.tasks import TaskInterrupted, TaskStillRunning
 from .results import GenerationResponse, ImageResult
+from .transport import answer
 
 # What a command needs of a generation, in one place: prepare a plan, show it, run it, report it.
 __all__ = [
@@ -72,8 +73,27 @@ def call_api(plan: Plan, hooks: Hooks, connections: Connections | None = None, *
             from .generation.inline import inline_references
 
             inline_references(plan, hooks)
-        return run_task(plan, dialect, hooks, connections, resume=resume, submit=submit)
-    return _call_sync(plan, dialect, hooks, connections)
+        return keep_asked(run_task(plan, dialect, hooks, connections, resume=resume, submit=submit), plan, hooks)
+    return keep_asked(_call_sync(plan, dialect, hooks, connections), plan, hooks)
+
+
+def keep_asked(parsed: GenerationResponse, plan: Plan, hooks: Hooks) -> GenerationResponse:
+    """The server does not decide how many images land on disk: what was asked for (n, or a
+    sequence's most) is kept, the rest dropped with a warning (and their spooled bytes removed)."""
+    most = getattr(plan.module, "most_images", None)  # a dialect whose answers may hold more than n
+    limit = most(plan.request) if most else plan.request.most_images()
+    if len(parsed.items) <= limit:
+        return parsed
+    surplus = parsed.items[limit:]
+    del parsed.items[limit:]
+    for item in surplus:
+        if item.spooled is not None:
+            item.spooled.abort()
+            item.spooled = None
+    parsed.meta["surplus"] = len(surplus)
+    hooks.warn(f"the API returned {limit + len(surplus)} images where {limit} {'was' if limit == 1 else 'were'} asked for; "
+               f"kept the first {limit}, ignored {len(surplus)}")
+    return parsed
 
 
 def mark_task(outcome: Outcome) -> None:
@@ -97,10 +117,11 @@ def _call_sync(plan: Plan, dialect: ModuleType, hooks: Hooks, connections: Conne
     call = dialect.build(plan.request)
     spools: list[ImageWriter] = []
     try:
-        with _client(plan, connections) as (client, policy):
+        with _client(plan, connections) as (client, policy), answer.deadline(plan.max_time):
             response = _send(plan, client, policy, call, hooks)
             try:
-                raw = body.read(response, plan.target.directory, plan.max_bytes, spools, key=getattr(dialect, "B64_KEY", body.B64_KEY))
+                raw = body.read(response, plan.target.directory, plan.max_bytes, spools, key=getattr(dialect, "B64_KEY", body.B64_KEY),
+                                max_answer=plan.max_answer)
             finally:
                 response.close()
         parsed = dialect.parse(_json(raw, response))
@@ -127,7 +148,7 @@ def _send(plan: Plan, client: Any, policy: Any, call: ApiCall, hooks: Hooks) -> 
     try:
         return http.send(
             client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry, target="the API",
-            stream=True, read=plan.read_fault, files=call.files, on_upload=upload.update if upload is not None else None,
+            stream=True, read=plan.read_fault, max_answer=plan.max_answer, files=call.files, on_upload=upload.update if upload is not None else None,
         )
     finally:
         if upload is not None:
@@ -154,22 +175,22 @@ def _run_stream(plan: Plan, call: ApiCall, hooks: Hooks) -> Outcome:
 
     from .generation.stream import StreamReader
 
-    reader = StreamReader(plan, on_update=hooks.stream_event, note=hooks.note)
+    reader = StreamReader(plan, on_update=hooks.stream_event, note=hooks.note, warn=hooks.warn)
     waiting = hooks.waiting(f"generating with {plan.request.model} (streaming)") if hooks.waiting else contextlib.nullcontext()
-    with _client(plan, None) as (client, policy), waiting:
+    with _client(plan, None) as (client, policy), waiting, answer.deadline(plan.max_time):
         # The client asks for JSON by default; a server that honours Accept must still stream.
         client.headers["Accept"] = "text/event-stream, application/json"
         response = _send(plan, client, policy, call, hooks)
         with contextlib.closing(response):
-            answer = reader.read(
-                response.iter_bytes(),
+            result = reader.read(
+                answer.chunks(response, plan.max_answer),
                 read_errors=(httpx.HTTPError,),
                 status=response.status_code,
                 content_type=response.headers.get("content-type", "?"),
                 request_id=response.headers.get("x-request-id"),
             )
-    if isinstance(answer, GenerationResponse):  # a plain JSON answer to the stream request
-        outcome = Outcome(plan=plan, response=answer)
-        save_all(plan, answer, hooks, outcome)
+    if isinstance(result, GenerationResponse):  # a plain JSON answer to the stream request
+        outcome = Outcome(plan=plan, response=keep_asked(result, plan, hooks))
+        save_all(plan, outcome.response, hooks, outcome)
         return outcome
-    return answer
+    return result

@@ -1,5 +1,7 @@
 """What never goes into a record imgen keeps (the task journal, the ledger, an image's
-provenance): credentials, known by the names they go under, and image bytes, known by length."""
+provenance): credentials, known by the names they go under, and image bytes, known by length;
+and what never goes into anything imgen writes: the secrets it holds, known by their value,
+wherever a server (or anyone) echoes them."""
 
 from __future__ import annotations
 
@@ -37,4 +39,46 @@ def _shortened(value: Any) -> Any:
         return [_shortened(v) for v in value]
     if isinstance(value, str) and len(value) > DATA_URI_KEEP and value[:5].lower() == "data:":
         return f"<data URI, {len(value)} chars>"
+    return value
+
+
+# --- secrets known by value ---------------------------------------------------------------------
+
+_held: set[str] = set()
+SHORTEST_SECRET = 8  # below it a "key" would mask ordinary words in every message
+
+
+def mask(secret: str) -> str:
+    """A secret as `sk-...abcd`: enough to recognise, never enough to use."""
+    if len(secret) <= SHORTEST_SECRET:
+        return "***"
+    prefix = secret[:3] if secret[2:3] == "-" else ""
+    return f"{prefix}...{secret[-4:]}"
+
+
+def hold(secret: str | None) -> None:
+    """From now on, `secret` is masked in every message, document and record imgen writes."""
+    if secret and len(secret) >= SHORTEST_SECRET:
+        _held.add(secret)
+
+
+def scrub(text: str) -> str:
+    if not _held or not isinstance(text, str):
+        return text
+    for secret in sorted(_held, key=len, reverse=True):  # a key containing another is masked whole
+        if secret in text:
+            text = text.replace(secret, mask(secret))
+    return text
+
+
+def scrubbed(value: Any) -> Any:
+    """A JSON-like document with every held secret masked, in keys and values, at any depth."""
+    if not _held:
+        return value
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrubbed(k): scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrubbed(v) for v in value]
     return value

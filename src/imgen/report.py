@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from .errors import ImgenError
+from .redact import scrub, scrubbed
 
 
 def progress_allowed(stream: IO[str] | None = None, environ: Mapping[str, str] | None = None) -> bool:
@@ -50,7 +51,7 @@ class Messages:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
 
     def _write(self, text: str) -> None:
-        self.stream.write(text + "\n")
+        self.stream.write(scrub(text) + "\n")
         self.stream.flush()
 
     def info(self, text: str) -> None:
@@ -165,7 +166,7 @@ def make_progress(enabled: bool) -> NoProgress | RichProgress:
 
 def emit_json(document: Any, stream: IO[str] | None = None) -> None:
     stream = stream or sys.stdout
-    stream.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    stream.write(json.dumps(scrubbed(document), ensure_ascii=False, indent=2) + "\n")
     stream.flush()
 
 

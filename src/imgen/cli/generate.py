@@ -30,16 +30,35 @@ def read_prompt(prompt: str | None, prompt_file: Path | None, verb: str = "gener
     elif prompt == "-":
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("PROMPT is '-' but stdin is a terminal", "pipe the prompt in: " + ("echo 'make it night' | imgen edit photo.png -" if verb == "edit" else "echo 'a cat' | imgen generate -"))
-        text = sys.stdin.read()
+        text = _utf8(sys.stdin.buffer.read(), "the prompt on stdin")
     elif prompt is None:
         example = 'edit photo.png "make it night"' if verb == "edit" else 'generate "a paper boat at sunrise"'
         raise UsageError("no prompt given", f"imgen {example} (or - for stdin, or --prompt-file FILE)")
     else:
         text = prompt
+        check_utf8(text, "PROMPT")
     text = text.strip()
     if not text:
         raise UsageError("the prompt is empty", "describe the image you want")
     return text
+
+
+def _utf8(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                         "convert it to UTF-8 first, e.g. with iconv -t UTF-8; nothing was sent") from None
+
+
+def check_utf8(text: str, what: str) -> None:
+    """Arguments that were not UTF-8 reach Python as lone surrogates, which no request can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raw = text[exc.start].encode("utf-8", "surrogateescape")
+        raise UsageError(f"{what} is not valid UTF-8 (byte 0x{raw[0]:02x} at character {exc.start})",
+                         "pass text in UTF-8 (check the terminal's or the script's encoding); nothing was sent") from None
 
 
 @o.command(OPTIONS)
@@ -156,6 +175,7 @@ def run_logged(plan, messages, quiet: bool, *, events: bool = False, kind: str |
         download_task=progress.task,
         upload_task=progress.task,
         note=messages.detail,
+        warn=messages.warn,
         stream_event=_stream_listener(progress, messages, quiet, events),
         task_progress=progress.status,  # the state, percent and time beside the spinner; nothing on a pipe
         task_submitted=lambda ref: messages.info(f"imgen: task {ref.id} submitted"),  # the id, in every log
@@ -248,7 +268,9 @@ def _stream_listener(progress, messages, quiet: bool, events: bool):  # noqa: AN
 
 
 def _ndjson_line(document: dict) -> None:
-    sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+    from ..redact import scrubbed
+
+    sys.stdout.write(json.dumps(scrubbed(document), ensure_ascii=False) + "\n")
     sys.stdout.flush()  # each line as it happens: the reader is watching the stream
 
 

@@ -9,7 +9,6 @@ an API's new options are records in a panel here, not parameters of a longer fun
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,7 @@ def option(name: str, type_: Any, *decls: str, panel: str, default: Any = None, 
     return Opt(name, Annotated[type_, typer.Option(*decls, rich_help_panel=panel, **kw)], default, field, to_field, setting)
 
 
-def parse_size_limit(raw: str) -> int:
+def parse_size_limit(raw: str, flag: str = "--max-download") -> int:
     """--max-download 256M: a byte count with an optional K/M/G suffix (powers of 1024)."""
     text = raw.strip().upper().removesuffix("B").removesuffix("I")
     scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1:], 1)
@@ -57,7 +56,7 @@ def parse_size_limit(raw: str) -> int:
     except (ValueError, OverflowError):  # OverflowError: "inf", "1e400"
         value = 0
     if value <= 0:
-        raise UsageError(f"--max-download {raw!r}: expected a size such as 256M or 1G")
+        raise UsageError(f"{flag} {raw!r}: expected a size such as 256M or 1G")
     return value
 
 
@@ -155,11 +154,18 @@ CONNECTION = (
            setting="timeout"),
     option("retries", int | None, "--retries", help="Retries for 429/5xx/connection errors. [default: 2]", panel=CONN, min=0, max=10,
            setting="retries"),
+    option("max_time", float | None, "--max-time", help="Seconds an API call may take in all, however slowly it answers. [default: 900]",
+           panel=CONN, setting="max_time"),
     option("max_download", str | None, "--max-download", help="Largest image accepted, e.g. 256M, 1G. [default: 256M]", panel=CONN,
            setting="max_download"),
+    option("max_answer", str | None, "--max-answer", help="Largest API answer read, base64 images included. [default: 256M]",
+           panel=CONN, setting="max_answer"),
 )
 
-SETTING_CONVERTERS: dict[str, Callable[[Any], Any]] = {"max_download": parse_size_limit}
+SETTING_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "max_download": lambda raw: parse_size_limit(raw, "--max-download"),
+    "max_answer": lambda raw: parse_size_limit(raw, "--max-answer"),
+}
 
 
 class Args(dict):
@@ -195,11 +201,25 @@ def parse_params(values: list[str]) -> dict[str, Any]:
             raise UsageError(f"--param {raw!r}: expected KEY=VALUE", "e.g. --param watermark=false --param seed=42")
         if key in ("prompt", "model"):
             raise UsageError(f"--param {key}: set it with {'PROMPT' if key == 'prompt' else '--model'} instead")
-        try:
-            params[key] = json.loads(value)
-        except ValueError:
-            params[key] = value
+        params[key] = _param_value(key, value)
     return params
+
+
+def _param_value(key: str, value: str) -> Any:
+    from ..jsontext import TooDeep, loads
+
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"--param {key}: the value is not valid UTF-8", "pass text in UTF-8; nothing was sent") from None
+    try:
+        return loads(value, finite=True)
+    except TooDeep as exc:
+        raise UsageError(f"--param {key}: {exc}", "send a flatter value") from None
+    except ValueError as exc:
+        if "JSON" in str(exc):  # NaN, Infinity, 1e999: JSON has no such numbers
+            raise UsageError(f"--param {key}={value}: {exc}", f"give a finite number, or send it as text: --param '{key}=\"{value}\"'") from None
+        return value  # not JSON: the text itself
 
 
 @dataclass

@@ -203,12 +203,14 @@ def _resume(record: Any, output: str | None):  # noqa: ANN202
 def _fetch(plan: Any, dialect: Any, ref: Any) -> tuple[Any, Any]:
     """One poll: (the dialect's reading of it, the provider's answer as it came)."""
     from ..generation.client import client_for, json_of
-    from ..transport import http
+    from ..transport import answer, http
 
     call = dialect.poll(ref)
     with client_for(plan, None) as (client, policy):
-        answer = http.send(client, call.method, call.path, json_body=call.body, policy=policy, target="the API", read=plan.read_fault)
-        payload = json_of(answer.content, answer)
+        with answer.deadline(plan.max_time):
+            reply = http.send(client, call.method, call.path, json_body=call.body, policy=policy, target="the API", read=plan.read_fault,
+                              max_answer=plan.max_answer)
+        payload = json_of(reply.content, reply)
     return dialect.progress(payload, ref), payload
 
 

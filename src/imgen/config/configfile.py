@@ -78,6 +78,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise parse_error(path, exc) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: arrays or tables nested too deeply to read", hint="flatten the nesting; fix or remove the file") from None
 
 
 def profile_tables(path: Path, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

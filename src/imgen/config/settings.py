@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import dialects
+from .. import dialects, jsontext, redact
 from ..errors import ConfigError, UsageError
 from . import configfile, credentials
 
@@ -74,6 +74,8 @@ DEFAULTS: dict[str, Any] = {
     "output_dir": ".",
     "name": "{date}-{slug}-{index}.{ext}",
     "timeout": 300.0,
+    # A whole API call, however its bytes trickle: past the slowest image models and edits.
+    "max_time": 900.0,
     "retries": 2,
     "params": {},
 }
@@ -85,6 +87,7 @@ ENV_FOR_KEY: dict[str, str] = {
     "model": "IMGEN_MODEL",
     "output_dir": "IMGEN_OUTPUT_DIR",
     "timeout": "IMGEN_TIMEOUT",
+    "max_time": "IMGEN_MAX_TIME",
     "retries": "IMGEN_RETRIES",
     "task_timeout": "IMGEN_TASK_TIMEOUT",
     "poll_interval": "IMGEN_POLL_INTERVAL",
@@ -119,6 +122,7 @@ SETTING_KEYS: dict[str, SettingKey] = {
     "output_dir": _key(str, "directory images are saved in (~ is expanded)"),
     "name": _key(str, "file name template, e.g. {date}-{slug}-{index}.{ext}"),
     "timeout": _key(float, "seconds to wait for the API and each download"),
+    "max_time": _key(float, "seconds an API call may take in all, however slowly its answer arrives"),
     "retries": _key(int, "retries after 429/5xx/connect errors"),
     "task_timeout": _key(float, "seconds to wait for a task (Midjourney, Flux) before leaving it to imgen task wait"),
     "metadata": _key(str, "where each image's provenance goes: into the file, a NAME.json sidecar, both or neither", "embed", "sidecar",
@@ -126,6 +130,7 @@ SETTING_KEYS: dict[str, SettingKey] = {
     "log": _key(bool, "record each generation in the history and cost ledger (imgen log, imgen cost)"),
     "poll_interval": _key(float, "seconds before a task's first poll (default: each API's own pace; later polls scale with it)"),
     "max_download": _key(int, "largest image accepted from a URL, in bytes"),
+    "max_answer": _key(int, "largest API answer read (decoded, base64 images included), in bytes"),
     "params": _key(dict, "extra body fields sent on every request (params.KEY)"),
     "n": _key(int, "images per request (1-10)", api_field=True),
     "size": _key(str, "WxH, auto, or a preset like 2K", api_field=True),
@@ -153,6 +158,7 @@ FLAG_FOR_KEY: dict[str, str] = {
     "model": "--model",
     "output_dir": "--output-dir",
     "timeout": "--timeout",
+    "max_time": "--max-time",
     "retries": "--retries",
     "task_timeout": "--task-timeout",
     "log": "--log/--no-log",
@@ -205,6 +211,13 @@ class Settings:
         return None if item is None else item.source
 
     def api_key(self) -> Sourced | None:
+        """The key to send, which from then on is masked wherever imgen writes (redact.hold)."""
+        found = self._find_key()
+        if found is not None:
+            redact.hold(str(found.value))
+        return found
+
+    def _find_key(self) -> Sourced | None:
         """IMGEN_API_KEY > the profile's key variable > the stored key, within the OpenAI rule.
 
         IMGEN_API_KEY is always honoured: it is imgen's own and set on purpose. An OpenAI key
@@ -326,6 +339,15 @@ def _check_positive(value: float) -> float:
     return value
 
 
+def _check_seconds(value: float) -> float:
+    # A wait past a day is a mistake, and select() overflows on the ones past ~1e7 s.
+    if value <= 0:
+        raise ValueError("must be more than 0")
+    if value > 86400:
+        raise ValueError("must be at most 86400 (a day)")
+    return value
+
+
 def _check_not_negative(value: int) -> int:
     if value < 0:
         raise ValueError("must be 0 or more")
@@ -354,9 +376,11 @@ def _check_template(value: str) -> str:
 _CHECKS = {
     "base_url": _check_base_url,
     "api_key_env": _check_env_name,
-    "timeout": _check_positive,
+    "timeout": _check_seconds,
+    "max_time": _check_seconds,
     "retries": _check_not_negative,
     "max_download": _check_positive,
+    "max_answer": _check_positive,
     "size": _check_size,
     "name": _check_template,
 }
@@ -397,20 +421,22 @@ def parse_param(raw: str) -> Any:
 
     try:
         parsed = tomllib.loads(f"v = {raw}")
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         parsed = None
     if parsed is not None and list(parsed) == ["v"] and _json_like(parsed["v"]):
         return parsed["v"]
     try:
-        value = json.loads(raw)
+        value = jsontext.loads(raw)
     except ValueError:
         return raw
     return value if value is not None and _json_like(value) else raw
 
 
 def _json_like(value: Any) -> bool:
-    # TOML dates parse but cannot be sent in a JSON body.
-    if isinstance(value, (str, int, float, bool)):
+    # TOML dates parse but cannot be sent in a JSON body; nor can TOML's inf and nan.
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (str, int, bool)):
         return True
     if isinstance(value, list):
         return all(_json_like(v) for v in value)
@@ -559,7 +585,7 @@ def _from_env(key: str, var: str, raw: str) -> Any:
 
 
 # Flags that no capability check looks at: checked here so a typo fails before any I/O.
-_CHECKED_FLAGS = ("base_url", "api", "timeout", "retries", "task_timeout", "metadata")
+_CHECKED_FLAGS = ("base_url", "api", "timeout", "max_time", "retries", "task_timeout", "metadata")
 
 
 def _from_flag(key: str, value: Any) -> Any:
@@ -649,7 +675,4 @@ def resolve(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
 
 def mask_key(key: str) -> str:
     """Show a key as `sk-...abcd`: enough to recognise, never enough to use."""
-    if len(key) <= 8:
-        return "***"
-    prefix = key[:3] if key[2:3] == "-" else ""
-    return f"{prefix}...{key[-4:]}"
+    return redact.mask(key)

@@ -14,7 +14,14 @@ NAME = "bria"
 LIFECYCLE = "sync"
 PATH = "/bria/text-to-image"
 COUNTS_RESULTS = True  # moderation can drop images silently: fewer than -n is reported
+# Every urls[] of every result is read, as documented, without a word on how many one result holds;
+# past a few, it is the server deciding how many files land on disk.
+URLS_PER_RESULT = 4
 _FIELDS = {"n": "num_results", "aspect_ratio": "aspect_ratio", "seed": "seed", "negative_prompt": "negative_prompt"}
+
+
+def most_images(req: GenerateRequest) -> int:
+    return req.n * URLS_PER_RESULT
 
 
 def build(req: GenerateRequest) -> ApiCall:

@@ -14,11 +14,18 @@ import os
 import re
 import secrets
 import socket
+import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no locks to tell a live file from a leftover, so no sweep
+    fcntl = None  # type: ignore[assignment]
 
 from ..errors import BadResponse, DownloadError, ImgenError, Interrupted
 from ..results import SavedImage
@@ -28,29 +35,31 @@ B64_CHUNK = 4 * 1024 * 1024  # characters decoded at a time: a multiple of 4
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 
-# Temporary names carry host and pid, so a later run can tell the leftovers of a killed imgen
-# (SIGKILL leaves no chance to clean up) from the live files of another imgen, even one on
-# another machine writing to the same network directory.
+# Temporary names carry host and pid for whoever finds one, but a file's owner is known by its lock:
+# each writer holds an exclusive flock on its temporary file until it is linked or removed. Two
+# containers sharing a volume and a host name, or two machines on NFS, cannot tell each other's pids
+# apart; a lock they can (it dies with the process, SIGKILL included).
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
-_STALE = re.compile(rf"\.imgen-{_HOST}-(\d+)-[0-9a-f]+\.part")
+_TEMP = re.compile(r"\.imgen-[0-9a-f]{6}-(\d+)-[0-9a-f]+\.part")
+# Younger leftovers are kept even when unlocked: a file system without working locks, or the instant
+# between a rewrite and its link, must never cost a live run its image.
+STALE_AFTER = 15 * 60
 _swept: set[Path] = set()
 _sweep_lock = threading.Lock()
 
 
-def _alive(pid: int) -> bool:
+def _lock(fd: int, wait: bool = True) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except OSError:  # held elsewhere; or ENOLCK, a file system that cannot lock: treat it as held
         return False
-    except PermissionError:
-        return True
     return True
 
 
-def sweep_stale(directory: Path) -> None:
-    """Remove this host's temporary files whose imgen process is gone; once per directory."""
-    if os.name == "nt":
-        return  # os.kill(pid, 0) terminates the process there instead of probing it
+def sweep_stale(directory: Path, now: float | None = None) -> None:
+    """Remove imgen temporary files nobody holds that are older than STALE_AFTER; once per directory."""
+    if fcntl is None:
+        return
     key = directory.absolute()
     with _sweep_lock:
         if key in _swept:
@@ -60,13 +69,31 @@ def sweep_stale(directory: Path) -> None:
         entries = list(os.scandir(directory))
     except OSError:
         return
+    now = time.time() if now is None else now
     for entry in entries:
-        match = _STALE.fullmatch(entry.name)
-        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
-            try:
-                os.unlink(entry.path)
-            except OSError:
-                pass
+        if _TEMP.fullmatch(entry.name):
+            _remove_if_abandoned(entry.path, now)
+
+
+def _remove_if_abandoned(path: str, now: float) -> None:
+    try:
+        before = os.lstat(path)
+        if not stat.S_ISREG(before.st_mode) or now - before.st_mtime < STALE_AFTER:
+            return
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        held = os.fstat(fd)
+        if (held.st_dev, held.st_ino) != (before.st_dev, before.st_ino) or not _lock(fd, wait=False):
+            return
+        after = os.lstat(path)  # still the file we locked, not one put under its name since
+        if (after.st_dev, after.st_ino) == (held.st_dev, held.st_ino):
+            os.unlink(path)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class WriteError(ImgenError):
@@ -191,6 +218,8 @@ class ImageWriter:
             sweep_stale(directory)
             self.tmp = directory / f".imgen-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.part"
             self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            if fcntl is not None:
+                _lock(self._fd)
         except OSError as exc:
             raise _write_error(exc, directory) from exc
 
@@ -243,13 +272,11 @@ class ImageWriter:
 
     def commit(self, name_for: Callable[[str], str], *, overwrite: bool = False, expected_length: int | None = None) -> SavedImage:
         """Verify, then link under name_for(ext): never over an existing file unless overwrite."""
-        fmt = self.verify(expected_length)
         try:
+            fmt = self.verify(expected_length)
             if self.session is not None:
                 self.session.check()
             os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
             if self.finish is not None:
                 self._rewrite(fmt)
             final = self._claim(name_for(imagetype.EXTENSIONS[fmt]), overwrite)
@@ -259,6 +286,7 @@ class ImageWriter:
         except BaseException:
             self.abort()
             raise
+        self._close()
         return SavedImage(final, self.size, self._hash.hexdigest(), fmt)
 
     def _rewrite(self, fmt: str) -> None:
@@ -278,6 +306,7 @@ class ImageWriter:
             finally:
                 os.close(fd)
             os.replace(rewritten, self.tmp)
+            self._relock()
         except BaseException:
             rewritten.unlink(missing_ok=True)
             raise
@@ -320,17 +349,28 @@ class ImageWriter:
             os.unlink(self.tmp)
             return final
 
-    def abort(self) -> None:
+    def _relock(self) -> None:
+        """Hold the rewritten file, now under the temporary name, as the first one was held."""
+        fd = os.open(self.tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        if fcntl is not None:
+            _lock(fd)
+        self._close()
+        self._fd = fd
+
+    def _close(self) -> None:
         if self._fd >= 0:
             try:
                 os.close(self._fd)
             except OSError:
                 pass
             self._fd = -1
+
+    def abort(self) -> None:
         try:
             os.unlink(self.tmp)
         except OSError:
             pass  # gone already; a failure to clean up must not hide the error being reported
+        self._close()  # after the unlink: a sweep never sees the file unlocked while it is there
 
     def __enter__(self) -> ImageWriter:
         return self

@@ -9,28 +9,33 @@ from ..errors import NetworkError
 from ..files import b64split
 from ..files.writer import ImageWriter
 from ..results import GenerationResponse
+from ..transport import answer
 
 SMALL_BODY = 4 * 1024 * 1024
 B64_KEY = b64split.KEY
 
 
-def read(response: Any, directory: Any, max_bytes: int, spools: list[ImageWriter], *, key: bytes = B64_KEY) -> bytes:
+def read(response: Any, directory: Any, max_bytes: int, spools: list[ImageWriter], *, key: bytes = B64_KEY,
+         max_answer: int = answer.DEFAULT_MAX_ANSWER) -> bytes:
     """The body, with its large base64 strings (the values of `key`) replaced by placeholders
-    whose images went into `spools` (the caller aborts them if anything fails)."""
+    whose images went into `spools` (the caller aborts them if anything fails). Content-Length
+    only chooses the way; the decoded bytes are what count against `max_answer`."""
     import httpx
 
     length = response.headers.get("content-length")
     try:
-        if length is not None and length.isdigit() and int(length) <= SMALL_BODY:
-            return response.read()
+        if length is not None and length.isdigit() and int(length) <= SMALL_BODY and not response.headers.get("content-encoding"):
+            return answer.read(response, max_answer)
 
         def spool(index: int) -> ImageWriter:
             writer = ImageWriter(directory, max_bytes=max_bytes, source=f"image {index + 1}")
             spools.append(writer)
             return writer
 
-        body, streams = b64split.split(response.iter_bytes(), spool, key=key)
+        body, streams = b64split.split(answer.chunks(response, max_answer), spool, key=key)
     except httpx.HTTPError as exc:
+        if isinstance(exc, httpx.TimeoutException) and answer.past_deadline():
+            raise answer.overdue() from exc
         raise NetworkError(
             f"the connection dropped while reading the API's answer ({type(exc).__name__})",
             "retry; the request may already have been billed",

@@ -12,6 +12,7 @@ from typing import Any
 class Hooks:
     retry: Callable[[str], None] = lambda text: None
     note: Callable[[str], None] = lambda text: None  # what -v says: where an image's provenance went, and why
+    warn: Callable[[str], None] = lambda text: None  # what is always said: e.g. surplus images the API sent and imgen ignored
     waiting: Callable[[str], Any] | None = None  # a context manager shown while the API works
     download_task: Callable[[str, int | None], Any] | None = None
     upload_task: Callable[[str, int | None], Any] | None = None  # an edit's files going up: .update(sent, total), .done()

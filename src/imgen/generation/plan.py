@@ -21,6 +21,7 @@ from ..files.inputs import InputImage
 from ..files.writer import DEFAULT_MAX_BYTES
 from ..models import aspect, capabilities, preflight
 from ..request import GenerateRequest
+from ..transport.answer import DEFAULT_MAX_ANSWER
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 DEFAULT_DIALECT = "openai"  # for a model imgen has no record of, passed through unchecked
@@ -49,6 +50,7 @@ class Plan:
     overwrite: bool = False
     no_download: bool = False
     max_bytes: int = DEFAULT_MAX_BYTES
+    max_answer: int = DEFAULT_MAX_ANSWER  # decoded bytes of one API answer
     api_key: Sourced | None = None
     save_partials: bool = False  # streaming: also save each partial image
     job_key: str | None = None  # a batch job's key: its tasks are journalled under it
@@ -57,6 +59,11 @@ class Plan:
     @property
     def base_url(self) -> str:
         return str(self.settings["base_url"]).rstrip("/")
+
+    @property
+    def max_time(self) -> float:
+        """Seconds one API call may take in all (transport.answer.deadline)."""
+        return float(self.settings.get("max_time") or 900.0)
 
     @property
     def module(self) -> ModuleType:
@@ -128,6 +135,7 @@ def prepare(
         names.render(template, prompt=prompt, index=1, ext="png", model=model)
     except names.TemplateError as exc:
         problems.append(f"--name: {exc}")
+    problems += _unsendable(request)
     target = _target(output, settings, request.most_images(), problems)
     if no_download and target.stdout:
         problems.append("--no-download with -o -: nothing would be written to stdout; drop one of them")
@@ -144,10 +152,28 @@ def prepare(
         overwrite=overwrite,
         no_download=no_download,
         max_bytes=int(settings.get("max_download") or DEFAULT_MAX_BYTES),
+        max_answer=int(settings.get("max_answer") or DEFAULT_MAX_ANSWER),
         save_partials=save_partials,
     )
     plan.api_key = None if plan.offline else settings.api_key()
     return plan
+
+
+def _unsendable(request: GenerateRequest) -> list[str]:
+    """Values no JSON body can carry (NaN, Infinity: a config's `inf`), or text that is not UTF-8."""
+    import json
+
+    problems = []
+    for name, value in {**request.fields, **request.params}.items():
+        if isinstance(value, InputImage) or (isinstance(value, list | tuple) and value and isinstance(value[0], InputImage)):
+            continue
+        try:
+            json.dumps(value, allow_nan=False, ensure_ascii=False, default=str).encode("utf-8")
+        except ValueError:
+            problems.append(f"{name}: not a number JSON can carry (NaN or Infinity); give a finite number")
+        except UnicodeEncodeError:
+            problems.append(f"{name}: not valid UTF-8 text")
+    return problems
 
 
 def _shape_from_the_command_line(defaults: dict[str, Any], given: dict[str, Any]) -> None:

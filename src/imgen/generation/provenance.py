@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from .. import __version__
+from .. import __version__, jsontext
 from ..files.writer import write_atomic
 from ..redact import for_record
 from ..results import ImageResult
@@ -104,7 +104,7 @@ def read_sidecar(image: Path) -> dict[str, Any] | None:
     try:
         if path.is_symlink() or path.stat().st_size > 4 * 1024 * 1024:
             return None
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = jsontext.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None

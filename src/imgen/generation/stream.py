@@ -29,19 +29,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import faults
+from .. import faults, jsontext
 from ..errors import BadResponse, ImgenError
 from ..files import imagetype, names
-from ..files.writer import ImageWriter, iter_b64, write_all
+from ..files.writer import ImageWriter, human_size, iter_b64, write_all
 from ..files.writer import Session as SaveSession
 from ..results import Failed, GenerationResponse, ImageResult, Saved, SavedImage
-from ..transport.sse import Event, SSEDecoder
+from ..transport import answer
+from ..transport.sse import Event, EventTooLarge, SSEDecoder
 from .outcome import Outcome
 from .plan import Plan
 from .provenance import Keeper
 from .saving import item_error, name_for, to_stdout
 
 # Generations send image_generation.*, edits image_edit.*: the same frames under two names.
+SSE_EVENT_LIMIT = 128 * 1024 * 1024  # one event holds one image's base64: a 4K PNG is well under it
+MAX_PARTIALS = 3  # the most partial_images the API takes; a server sending more per image is ignored past it
 IMAGE_EVENTS = frozenset(f"{kind}.{what}" for kind in ("image_generation", "image_edit") for what in ("partial_image", "completed"))
 EVENT_META = ("size", "quality", "background", "output_format")
 _BOM = b"\xef\xbb\xbf"
@@ -117,13 +120,17 @@ class StreamReader:
     response (the caller saves it like any other), else the Outcome of the stream.
     """
 
-    def __init__(self, plan: Plan, on_update: Callable[[Update], None] | None = None, note: Callable[[str], None] = lambda text: None) -> None:
+    def __init__(self, plan: Plan, on_update: Callable[[Update], None] | None = None, note: Callable[[str], None] = lambda text: None,
+                 warn: Callable[[str], None] = lambda text: None) -> None:
         self.plan = plan
         self.on_update = on_update
         self.note = note
+        self.warn = warn
         self.n = plan.request.n
+        self.most = plan.request.most_images()  # completed images beyond it are the server's surplus, not saved
         wanted_partials = plan.request.params.get("partial_images", plan.request.fields.get("partial_images"))
         self.partials_wanted = wanted_partials if isinstance(wanted_partials, int) and wanted_partials > 0 else None
+        self.surplus = {"images": 0, "partials": 0}
         self.now = dt.datetime.now()  # one {date}/{time} for every file of the run
         self.items: list[ImageResult] = []  # completed images, in arrival order
         self.partials: dict[int, list[dict[str, Any]]] = {}  # image index -> its partials
@@ -170,11 +177,15 @@ class StreamReader:
         except read_errors as exc:  # the connection broke: what was completed stays saved
             broke = True
             timeout = "timeout" in type(exc).__name__.lower()
-            stopped = _cut(
-                f"no data arrived in time ({_reason(exc)})" if timeout else f"the connection broke ({_reason(exc)})",
-                exc,
-                hint="raise --timeout, or retry" if timeout else None,
-            )
+            if timeout and answer.past_deadline():
+                overdue = answer.overdue()
+                stopped = _cut(overdue.message, exc, hint=overdue.hint)
+            else:
+                stopped = _cut(
+                    f"no data arrived in time ({_reason(exc)})" if timeout else f"the connection broke ({_reason(exc)})",
+                    exc,
+                    hint="raise --timeout, or retry" if timeout else None,
+                )
         if self.events == 0 and not self.items and not broke:
             # Nothing recognisable came: say what did, rather than call it a cut stream.
             if not head.strip():
@@ -188,12 +199,19 @@ class StreamReader:
 
     def _events(self, chunks: Iterable[bytes]) -> ImgenError | None:
         """Dispatch every event; the error that ended the stream early, if one did."""
-        decoder = SSEDecoder()
-        for chunk in chunks:
-            for event in decoder.feed(chunk):
-                ended = self._handle(event)
-                if ended is not None:
-                    return None if ended is True else ended
+        decoder = SSEDecoder(max_event=min(self.plan.max_answer, SSE_EVENT_LIMIT))
+        try:
+            for chunk in chunks:
+                for event in decoder.feed(chunk):
+                    ended = self._handle(event)
+                    if ended is not None:
+                        return None if ended is True else ended
+        except EventTooLarge as exc:
+            return BadResponse(
+                f"the stream sent an event larger than {human_size(exc.limit)} (the most one image may take); it was not read further",
+                "raise --max-answer if the images are really that large; otherwise the API's stream is broken",
+                code="event_too_large",
+            )
         decoder.flush()
         if decoder.pending:
             # Complete lines missing only the blank line after them: a sloppy end, not a cut,
@@ -211,7 +229,7 @@ class StreamReader:
         if data == "[DONE]":
             return True
         try:
-            payload = json.loads(data)
+            payload = jsontext.loads(data)
         except ValueError:
             if event.event in IMAGE_EVENTS or event.event == "error":
                 return BadResponse(
@@ -236,7 +254,10 @@ class StreamReader:
 
     def _partial(self, payload: dict[str, Any]) -> None:
         index = len(self.items)
-        mine = self.partials.setdefault(index, [])
+        mine = self.partials.setdefault(index, []) if index < self.most else []
+        if index >= self.most or len(mine) >= (self.partials_wanted or MAX_PARTIALS):
+            self.surplus["partials"] += 1  # an endless run of previews fills no disk
+            return
         api_index = payload.get("partial_image_index")
         number = api_index + 1 if isinstance(api_index, int) and api_index >= 0 else len(mine) + 1
         b64 = payload.get("b64_json") if isinstance(payload.get("b64_json"), str) else ""
@@ -264,6 +285,9 @@ class StreamReader:
 
     def _completed(self, payload: dict[str, Any]) -> None:
         index = len(self.items)
+        if index >= self.most:
+            self.surplus["images"] += 1
+            return
         b64 = payload.get("b64_json") if isinstance(payload.get("b64_json"), str) and payload.get("b64_json") else None
         usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else None
         item = ImageResult(index, b64_json=b64, size=payload.get("size") if isinstance(payload.get("size"), str) else None)
@@ -330,6 +354,10 @@ class StreamReader:
     # --- the end -----------------------------------------------------------------------------
 
     def _outcome(self, stopped: ImgenError | None) -> Outcome:
+        if self.surplus["images"] or self.surplus["partials"]:
+            said = [f"{count} {what}" for what, count in (("completed images", self.surplus["images"]), ("partial images", self.surplus["partials"])) if count]
+            self.warn(f"the stream sent more than was asked for; ignored {' and '.join(said)}")
+            self.meta["surplus"] = dict(self.surplus)
         missing = range(len(self.items), self.n)
         if missing and stopped is None:
             got = len(self.items)
@@ -412,7 +440,7 @@ def _whole(data: str) -> bool:
     if text == "[DONE]":
         return True
     try:
-        return isinstance(json.loads(text), dict)
+        return isinstance(jsontext.loads(text), dict)
     except ValueError:
         return False
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..dialects import ApiCall, Done, NotAccepted, Pending, TaskFailed, TaskRef
 from ..errors import ExitCode, ImgenError, NetworkError
+from ..transport import answer
 from .client import client_for, json_of
 from .hooks import Connections, Hooks
 from .plan import Plan
@@ -80,10 +81,11 @@ def _submit(plan: Plan, dialect: ModuleType, client: Any, policy: Any, hooks: Ho
     while True:
         # billed: a dropped connection after sending may have made the task; never sent again.
         try:
-            response = http.send(
-                client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry, target="the API",
-                read=plan.read_fault, billed=True,
-            )
+            with answer.deadline(plan.max_time):
+                response = http.send(
+                    client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry, target="the API",
+                    read=plan.read_fault, billed=True, max_answer=plan.max_answer,
+                )
         except NetworkError as exc:
             if isinstance(exc.__cause__, http.NOT_SENT_EXCEPTIONS):
                 raise
@@ -114,9 +116,10 @@ def _poll(plan: Plan, dialect: ModuleType, client: Any, policy: Any, hooks: Hook
         polls.sleep(min(wait, max(0.0, deadline - time.monotonic())))
         call = dialect.poll(ref)
         try:
-            answer = http.send(client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry,
-                               target="the API", read=plan.read_fault)
-            state = dialect.progress(json_of(answer.content, answer), ref)
+            with answer.deadline(plan.max_time):
+                polled = http.send(client, call.method, call.path, json_body=call.body, policy=policy, on_retry=hooks.retry,
+                                   target="the API", read=plan.read_fault, max_answer=plan.max_answer)
+            state = dialect.progress(json_of(polled.content, polled), ref)
         except ImgenError as exc:
             # A poll that failed is not a task that failed: ask again while there is time.
             if not (exc.retryable or isinstance(exc, NetworkError)):

@@ -37,8 +37,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import jsontext
 from ..errors import ExitCode, ImgenError
-from ..redact import for_record
+from ..redact import for_record, scrub, scrubbed
 
 LEDGER_NAME = "ledger.sqlite3"
 DATA_DIR_ENV = "IMGEN_DATA_DIR"
@@ -570,7 +571,7 @@ def _text(value: str | None) -> str | None:
     # SQLite takes UTF-8 only: a lone surrogate (an argv byte that is not UTF-8) is kept as an escape.
     if value is None:
         return None
-    value = str(value)
+    value = scrub(str(value))  # a server's text (an error, a request id) may echo the key
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -579,13 +580,13 @@ def _text(value: str | None) -> str | None:
 
 
 def _json(value: Any) -> str:
-    return _text(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
+    return _text(json.dumps(scrubbed(value), ensure_ascii=False, separators=(",", ":"), default=str))
 
 
 def _load(text: str | None) -> Any:
     if text is None:
         return None
     try:
-        return json.loads(text)
+        return jsontext.loads(text)
     except ValueError:  # written by hand or by another tool: shown as it is rather than lost
         return {"unparsed": text}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import jsontext
 from ..errors import BadResponse, ImgenError, NetworkError, RateLimited, ServerError
 
 CACHE_TTL = 24 * 3600.0
@@ -122,7 +123,7 @@ def _endpoints(value: Any) -> tuple[Mapping[str, Any] | None, str | None, bool]:
     if not isinstance(value, str):
         return None, repr(value), True
     try:
-        parsed = json.loads(value)
+        parsed = jsontext.loads(value)
     except ValueError:
         return None, value, True
     return (parsed, value, False) if isinstance(parsed, dict) else (None, value, True)
@@ -195,11 +196,21 @@ def fetch(
     return records, warnings
 
 
+CATALOG_LIMIT = 64 * 1024 * 1024  # a page of a few hundred model records is well under 1 MiB
+
+
 def _page(client: Any, url: str, page: int, page_size: int, timeout: float) -> dict[str, Any]:
     import httpx
 
+    from ..transport import answer
+
     try:
-        response = client.get(url, params={"page": page, "page_size": page_size})
+        with answer.deadline(max(timeout, 60.0)):
+            response = client.send(client.build_request("GET", url, params={"page": page, "page_size": page_size}), stream=True)
+            try:
+                body = answer.read(response, CATALOG_LIMIT, what=f"the catalog at {url}")
+            finally:
+                response.close()
     except httpx.TimeoutException:
         raise NetworkError(f"the catalog at {url} did not answer within {timeout:g} s", _hint_network()) from None
     except httpx.HTTPError as exc:
@@ -218,7 +229,7 @@ def _page(client: Any, url: str, page: int, page_size: int, timeout: float) -> d
     from ..transport.http import json_body
 
     payload = json_body(
-        response.content,
+        body,
         what=f"the catalog at {url}",
         content_type=response.headers.get("content-type"),
         hint="check that --base-url points at the API, not a web page or a proxy",
@@ -274,7 +285,7 @@ def read_cache(base_url: str) -> Catalog | None:
 
 def _read_cache(path: Path, base_url: str) -> Catalog | None:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = jsontext.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     ok = (

@@ -36,8 +36,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 
+from .. import jsontext
 from ..errors import ExitCode, ImgenError
-from ..redact import without_credentials
+from ..redact import scrubbed, without_credentials
 
 try:
     import fcntl
@@ -236,7 +237,7 @@ class Journal:
             try:
                 for raw in _lines(fh):
                     try:
-                        entry = json.loads(raw)
+                        entry = jsontext.loads(raw)
                     except ValueError:  # a torn or foreign line: skipped, it hides nothing else
                         continue
                     if isinstance(entry, dict):
@@ -360,6 +361,7 @@ def _now() -> str:
 
 def _encode(entry: Any) -> bytes:
     """One line of UTF-8 JSON, whatever the prompt holds; a value JSON lacks is written as text."""
+    entry = scrubbed(entry)  # a provider's answer kept in a task's extras may echo the key
     try:
         return (json.dumps(entry, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: escaped, still valid JSON

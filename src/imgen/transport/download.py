@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -18,7 +18,7 @@ from ..errors import DownloadError, ImgenError, NetworkError
 from ..files.writer import ImageWriter, IncompleteImage
 from ..results import SavedImage
 from . import urlpolicy
-from .http import RetryPolicy, error_for_status, network_error, parse_retry_after
+from .http import RetryPolicy, error_for_status, network_error, parse_retry_after, read_error_body
 
 MAX_REDIRECTS = 5
 
@@ -96,6 +96,8 @@ def _stream_into(
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         url_policy.check(current)
+        if _proxied(client, current):
+            url_policy.check_name(urlsplit(current).hostname or "")
         if deadline is not None and time.monotonic() >= deadline:
             raise _too_slow(writer, None)
         try:
@@ -115,7 +117,7 @@ def _stream_into(
                     current = urljoin(current, location)
                     continue
                 if response.status_code != 200:
-                    response.read()
+                    read_error_body(response)
                     _raise_status(response)
                 expected = _content_length(response)
                 writer.expect(expected)
@@ -145,6 +147,14 @@ def _stream_into(
         except httpx.HTTPError as exc:
             raise network_error(exc, "the download host") from exc
     raise DownloadError(f"the download redirected more than {MAX_REDIRECTS} times", "the link redirects in a loop; generate again")
+
+
+def _proxied(client: httpx.Client, url: str) -> bool:
+    """Whether `url` goes through a proxy, where the connect-time address check cannot follow it."""
+    try:
+        return client._transport_for_url(httpx.URL(url)) is not client._transport
+    except (AttributeError, httpx.InvalidURL, ValueError):  # a private method: if it ever goes, assume the worst
+        return True
 
 
 def _content_length(response: httpx.Response) -> int | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import functools
-import json
 import random
 import threading
 import time
@@ -21,10 +20,10 @@ from typing import Any
 
 import httpx
 
-from .. import __version__
-from ..errors import BadResponse, ImgenError, NetworkError
+from .. import __version__, jsontext
+from ..errors import BadResponse, ImgenError, NetworkError, RequestRejected
 from ..faults import Fault, classify, read_fault
-from . import upload
+from . import answer, upload
 
 USER_AGENT = f"imgen/{__version__}"
 MAX_RETRY_AFTER = 60.0
@@ -37,9 +36,16 @@ def _tls() -> object:
 
 
 def api_client(base_url: str, api_key: str | None, timeout: float) -> httpx.Client:
-    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": answer.ACCEPT_ENCODING}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
+    # Own transports (the proxies' too, which httpx would otherwise build from the environment) so
+    # that each read is bounded by the call's deadline, not only by the wait between bytes.
+    transport = _timed(httpx.HTTPTransport(trust_env=True, verify=_tls()))
+    mounts = {
+        pattern: None if proxy is None else _timed(httpx.HTTPTransport(proxy=proxy, verify=_tls()))
+        for pattern, proxy in environment_proxies().items()
+    }
     return httpx.Client(
         base_url=base_url,
         headers=headers,
@@ -47,8 +53,17 @@ def api_client(base_url: str, api_key: str | None, timeout: float) -> httpx.Clie
         timeout=httpx.Timeout(timeout, connect=min(15.0, timeout)),
         follow_redirects=False,
         trust_env=True,
-        verify=_tls(),
+        transport=transport,
+        mounts=mounts,
     )
+
+
+def _timed(transport: httpx.HTTPTransport) -> httpx.HTTPTransport:
+    pool = getattr(transport, "_pool", None)
+    if pool is not None and hasattr(pool, "_network_backend"):
+        # httpx does not expose the backend; without it, --timeout still bounds each read.
+        pool._network_backend = answer.timed_backend(pool._network_backend)
+    return transport
 
 
 def download_client(timeout: float) -> httpx.Client:
@@ -169,7 +184,7 @@ class RetryPolicy:
 
 def _body_json(response: httpx.Response) -> object:
     try:
-        return json.loads(response.content)
+        return jsontext.loads(response.content)
     except (ValueError, UnicodeDecodeError):
         return None
 
@@ -180,7 +195,9 @@ API_HINT = "check the base URL points at an image API; retry later if it is a pr
 def json_body(body: bytes, *, what: str, content_type: str | None, hint: str = API_HINT) -> object:
     """Parse a JSON answer, or say plainly what came instead (the first bytes, the type)."""
     try:
-        return json.loads(body)
+        return jsontext.loads(body)
+    except jsontext.TooDeep as exc:
+        raise BadResponse(f"{what} is JSON that {exc}", "the API's answer is malformed; retry, or report it to the provider") from None
     except (ValueError, UnicodeDecodeError):
         snippet = body.removeprefix(b"\xef\xbb\xbf").strip()[:60].decode("utf-8", "replace")
         raise BadResponse(f"{what} is not JSON ({content_type or 'no content type'}: {snippet!r})", hint) from None
@@ -197,7 +214,15 @@ def error_for_status(
         request_id=response.headers.get("x-request-id"),
         location=response.headers.get("location"),
         content_type=response.headers.get("content-type", ""),
+        origin=_origin(response),
     )
+
+
+def _origin(response: httpx.Response) -> str | None:
+    try:
+        return str(response.request.url)
+    except RuntimeError:  # a response built without its request
+        return None
 
 
 def _host(exc: httpx.HTTPError) -> str | None:
@@ -213,6 +238,8 @@ def network_error(exc: httpx.HTTPError, target: str) -> ImgenError:
     host = _host(exc)
     where = f"{target} ({host})" if host else target
     api = target == "the API"
+    if api and isinstance(exc, httpx.TimeoutException) and answer.past_deadline():
+        return answer.overdue()
     if isinstance(exc, httpx.ConnectTimeout):
         return NetworkError(f"timed out connecting to {where}", "check the network and the base URL, or raise --timeout")
     if isinstance(exc, httpx.ReadTimeout):
@@ -253,6 +280,20 @@ RETRYABLE_EXCEPTIONS = (
 NOT_SENT_EXCEPTIONS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
+def _read_into(response: httpx.Response, read: Callable[[], bytes]) -> None:
+    """The body, read within bounds, as response.content (httpx keeps what read() returned
+    there; the same attribute, set by us, so .content and .json() work as usual)."""
+    try:
+        response._content = read()
+    finally:
+        response.close()
+
+
+def read_error_body(response: httpx.Response) -> None:
+    """An error answer's first bytes, as response.content: error_for_status reads them there."""
+    _read_into(response, lambda: answer.read_error_body(response))
+
+
 def send(
     client: httpx.Client,
     method: str,
@@ -267,6 +308,7 @@ def send(
     billed: bool = False,
     files: Sequence[Any] = (),
     on_upload: Callable[[int, int], None] | None = None,
+    max_answer: int = answer.DEFAULT_MAX_ANSWER,
 ) -> httpx.Response:
     """Send with retries; return a successful response (streamed responses are left open).
 
@@ -276,6 +318,8 @@ def send(
     created the task, so it is reported, never sent again.
     `files` (dialects.FilePart) make it multipart/form-data, `json_body` its text fields; they
     stream from disk, and `on_upload(sent, total)` follows them.
+    Bodies are read by answer.chunks, never by httpx: a successful one (unless `stream`) up to
+    `max_answer` decoded bytes, an error's up to answer.ERROR_BODY_LIMIT.
     """
     with upload.open_parts(files, on_upload) as parts:
         attempt = 0
@@ -286,7 +330,9 @@ def send(
                     request = client.build_request(method, url, data=json_body, files=parts)
                 else:
                     request = client.build_request(method, url, json=json_body)
-                response = client.send(request, stream=stream)
+                response = client.send(request, stream=True)
+                if response.status_code < 300 and not stream:
+                    _read_into(response, lambda: answer.read(response, max_answer))
             except RETRYABLE_EXCEPTIONS as exc:
                 if attempt >= policy.retries or (billed and not isinstance(exc, NOT_SENT_EXCEPTIONS)):
                     raise network_error(exc, target) from exc
@@ -295,16 +341,17 @@ def send(
                     on_retry(f"{network_error(exc, target).message}; retrying in {delay:.1f}s")
             except httpx.HTTPError as exc:
                 raise network_error(exc, target) from exc
+            except httpx.InvalidURL:
+                # httpx reads a redirect's Location even when not following it, and refuses a malformed one.
+                raise RequestRejected(f"{target} answered with a redirect to a malformed location",
+                                      "the API redirected; imgen does not follow it: check the base URL (--base-url)") from None
             else:
                 if response.status_code < 300:
                     return response
-                if stream:
-                    try:
-                        response.read()
-                    except httpx.HTTPError as exc:
-                        response.close()
-                        raise network_error(exc, target) from exc
-                response.close()
+                try:
+                    read_error_body(response)
+                except httpx.HTTPError as exc:
+                    raise network_error(exc, target) from exc
                 error = error_for_status(response, what=target, read=read)
                 if not error.retryable or attempt >= policy.retries:
                     raise error

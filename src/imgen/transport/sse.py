@@ -45,10 +45,20 @@ class StreamCut(Exception):
         super().__init__(f"event stream ended inside an event ({pending_bytes} bytes unfinished)")
 
 
-class SSEDecoder:
-    """Feed bytes as they arrive, get the events they complete."""
+class EventTooLarge(Exception):
+    """An event (or a line without its end) grew past the decoder's limit: it is not held further."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"an event of more than {limit} bytes")
+
+
+class SSEDecoder:
+    """Feed bytes as they arrive, get the events they complete; `max_event` bounds what one
+    unfinished event may hold in memory."""
+
+    def __init__(self, max_event: int | None = None) -> None:
+        self._max_event = max_event
         self._head = b""  # the first bytes, held until we know whether they start with a BOM
         self._started = False
         self._skip_lf = False  # the last chunk ended in CR: an LF opening the next one ends no line
@@ -132,6 +142,8 @@ class SSEDecoder:
         if pos < len(chunk):
             self._line.append(chunk[pos:])
             self._line_bytes += len(chunk) - pos
+        if self._max_event is not None and self._event_bytes + self._line_bytes > self._max_event:
+            raise EventTooLarge(self._max_event)
         return events
 
     def flush(self) -> list[Event]:

@@ -165,6 +165,19 @@ class UrlPolicy:
         if kind is not None and kind not in self.internal:
             raise self._refusal(host, kind)
 
+    def check_name(self, host: str) -> None:
+        """Before a URL goes to a proxy (which resolves names itself, out of imgen's sight): refuse
+        a name that resolves here to an address the policy refuses. A name that does not resolve
+        here is the proxy's to resolve; literal addresses were judged by check()."""
+        if literal_address(host) is not None:
+            return
+        try:
+            infos = resolve(host)
+        except OSError:
+            return
+        for info in infos:
+            self.check_address(host, ipaddress.ip_address(info[4][0].split("%")[0]))
+
     def check_address(self, host: str, ip: IP) -> None:
         """Raise DownloadError unless a connection to ip (which host resolved to) is allowed."""
         kind = address_kind(ip)
