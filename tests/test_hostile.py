@@ -285,3 +285,21 @@ def test_a_huge_timeout_in_the_config_is_a_config_error(tmp_path, out):
     res = run(None, *gen("a cat", out=out), tmp_path=tmp_path, env={"IMGEN_CONFIG": str(config)})
     assert res.returncode == 3 and "timeout" in res.stderr
 
+
+
+def test_a_batch_with_a_line_that_is_not_utf8_sends_nothing(tmp_path, out):
+    with HostileServer(answer(images_json(1))) as srv:
+        res = run(srv, "generate", "-m", "gpt-image-1", "--batch", "-", "-o", str(out), tmp_path=tmp_path, stdin=b"a cat\na \xff dog\n")
+        assert srv.requests == []
+    assert res.returncode == 2 and "line 2 is not valid UTF-8 (byte 0xff)" in res.stderr
+
+
+@pytest.mark.parametrize("line, words", [('{"prompt": "x", "a": ' + "[" * 5000 + "]" * 5000 + "}", "nested deeper than 64"),
+                                         ('{"prompt": "x", "params": {"g": NaN}}', "NaN is not a number JSON can carry")])
+def test_a_batch_line_json_cannot_carry_sends_nothing(tmp_path, out, line, words):
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"prompt": "a cat"}\n' + line + "\n")
+    with HostileServer(answer(images_json(1))) as srv:
+        res = run(srv, "generate", "-m", "gpt-image-1", "--batch", str(jobs), "-o", str(out), tmp_path=tmp_path)
+        assert srv.requests == []
+    assert res.returncode == 2 and "line 2" in res.stderr and words in res.stderr

@@ -27,7 +27,7 @@ LAYERS = [
     ("imgen.models",),
     ("imgen.dialects",),
     ("imgen.transport",),
-    ("imgen.files",),
+    ("imgen.files", "imgen.preview"),
     ("imgen.report", "imgen.results", "imgen.request", "imgen.faults"),
     ("imgen.errors", "imgen"),
 ]
@@ -43,6 +43,7 @@ FORBIDDEN = {
     "imgen.generation": ("typer",),
     "imgen.pipeline": ("typer",),
     "imgen.cli": ("httpx",),
+    "imgen.preview": ("typer", "rich", "httpx"),
 }
 
 

@@ -48,6 +48,11 @@ def flag_for(field_name: str) -> str:
     return FLAG_FOR_FIELD.get(field_name, f"--param {field_name}")
 
 
+# The API's own names for n that params can pass through, unseen by n: what the body asks for is
+# what is billed, and what may be saved.
+COUNT_PARAMS = ("num_results",)
+
+
 @dataclass
 class GenerateRequest:
     prompt: str
@@ -73,11 +78,13 @@ class GenerateRequest:
         return bool(self.fields.get("stream") or self.params.get("stream"))
 
     def most_images(self) -> int:
-        """How many images the answer can hold: n, or a Seedream sequence's max_images (which,
-        when not given, is whatever room the 15-image total leaves after the references)."""
+        """How many images the answer can hold: n (or an API's own name for it passed in params,
+        Bria's num_results), or a Seedream sequence's max_images (which, when not given, is
+        whatever room the 15-image total leaves after the references)."""
         body = {**self.fields, **self.params}
         if body.get("sequential_image_generation") != "auto":
-            return self.n
+            aliased = [v for k, v in self.params.items() if k in COUNT_PARAMS and isinstance(v, int) and not isinstance(v, bool)]
+            return max([self.n, *aliased])
         options = body.get("sequential_image_generation_options")
         wanted = options.get("max_images") if isinstance(options, dict) else None
         if isinstance(wanted, int) and wanted > 0:

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import jsontext
 from ..errors import UsageError
 from ..files import names
 from ..generation.plan import Plan, prepare
+from . import paths
 
 # A JSONL key -> (the API field it sets, or a batch-level role; the JSON type it takes).
 # Only per-request options: connection and output-mode flags are the batch's, not a job's.
@@ -97,9 +99,12 @@ def parse(text: str) -> tuple[list[JobLine], list[str]]:
             problems.append(f"line {number}: not a JSON object, but other lines are; write it as {{\"prompt\": \"...\"}}")
             continue
         try:
-            obj = json.loads(stripped)
-        except ValueError as exc:
+            obj = jsontext.loads(stripped, finite=True)
+        except json.JSONDecodeError as exc:
             problems.append(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except ValueError as exc:  # nested too deeply, or a number JSON cannot send (NaN, 1e999)
+            problems.append(f"line {number}: {exc}")
             continue
         if not isinstance(obj, dict):
             problems.append(f"line {number}: expected a JSON object")
@@ -134,6 +139,9 @@ def parse_object(number: int, obj: dict[str, Any]) -> tuple[JobLine | None, list
     name = obj.get("name")
     if isinstance(name, str) and ("/" in name or "\\" in name or name in ("", ".", "..")):
         problems.append(f"{at}: name {name!r} must be a plain file name; put the directory in \"output\"")
+    elif isinstance(name, str) and name.startswith("~"):
+        # Harmless as a file name today, but one expanduser() away from a home directory.
+        problems.append(f"{at}: name {name!r} must not start with ~; it names a file in the output directory")
     if problems:
         return None, problems
 
@@ -298,7 +306,9 @@ def plan_job(
     edit = _edit_inputs(spec, base_dir, at, problems)
     if edit is None:
         return None
-    directory = root / Path(spec.output).expanduser() if spec.output else root
+    directory = _job_directory(spec, root, at, problems)
+    if directory is None:
+        return None
     try:
         # A trailing separator: `output` is always a directory, even one named like "x.png".
         plan = prepare(
@@ -338,6 +348,18 @@ def plan_job(
         return None
     plan.job_key = key
     return Job(spec=spec, plan=plan, key=key, directory=directory, stem=stem, images=count)
+
+
+def _job_directory(spec: JobLine, root: Path, at: str, problems: list[str]) -> Path | None:
+    """Where the job writes: its `output` below the batch's directory, never beside or above it,
+    since a line that could name any directory could replace any file the user may write."""
+    if not spec.output:
+        return root
+    try:
+        return paths.inside(root, spec.output)
+    except paths.Outside as exc:
+        problems.append(f"{at}: output {json.dumps(spec.output, ensure_ascii=False)} {exc}")
+        return None
 
 
 def _edit_inputs(spec: JobLine, base_dir: Path, at: str, problems: list[str]) -> dict[str, Any] | None:

@@ -1,9 +1,11 @@
 """Batch generation: every prompt of a file, N at a time, resumable, within a budget.
 
-    load()    read the file, check every job with pipeline.prepare (nothing is sent while a line is bad)
+    load()    read the file, check every job with pipeline.prepare (nothing is sent while a line is
+              bad, or names an output outside -o DIR)
+    lock      one runner per directory (per shard): a second one is refused, or waits
     select()  this shard's jobs; those the manifest already holds are skipped; the budget cuts the rest
     Runner    N jobs in flight over shared clients and one shared 429 pause; each finished job is
-              appended to the manifest at once
+              appended to the manifest at once, and only then are its paths printed
 
 Resume without duplicates: a job's file names are fixed by the job itself (its `name`, or the
 prompt's slug plus the first 8 hex digits of its key) and a job always replaces its own names.
@@ -35,7 +37,7 @@ from ..generation.saving import discard, save_all
 from ..ledger import record as ledger
 from ..report import Messages, progress_allowed
 from ..transport import http
-from . import jobs, manifest
+from . import jobs, lock, manifest
 from .jobs import Job, file_names
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
@@ -59,6 +61,7 @@ class BatchOptions:
     json_out: bool = False
     dry_run: bool = False
     quiet: bool = False
+    wait_lock: bool = False  # wait for another runner on the same directory instead of refusing
 
 
 @dataclass
@@ -86,7 +89,13 @@ def read_source(source: str) -> tuple[str, Path]:
     if source == "-":
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("--batch -: stdin is a terminal", "pipe the jobs in: imgen generate --batch - < prompts.txt")
-        return sys.stdin.read(), Path.cwd()
+        data = sys.stdin.buffer.read()  # all of it, before any job is sent: a bad line 2 must not follow a billed line 1
+        try:
+            return data.decode("utf-8"), Path.cwd()
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise UsageError(f"--batch -: line {line} is not valid UTF-8 (byte 0x{data[exc.start]:02x}); nothing was sent",
+                             "convert the jobs to UTF-8 first, e.g. with iconv -t UTF-8") from None
     path = Path(source).expanduser()
     try:
         return path.read_text(encoding="utf-8"), path.parent
@@ -143,7 +152,7 @@ class Selection:
 
 def select(all_jobs: list[Job], options: BatchOptions, root: Path, messages: Messages) -> Selection:
     mine = [j for j in all_jobs if jobs.in_shard(j.key, options.shard)]
-    records, warnings = manifest.read(root / manifest.MANIFEST_NAME)
+    records, warnings = manifest.read(root / manifest.MANIFEST_NAME, root)
     for warning in warnings:
         messages.warn(warning)
     in_flight = manifest.tasks_in_flight(root / manifest.MANIFEST_NAME)
@@ -220,6 +229,48 @@ def apply_budget(to_run: list[Job], max_images: int | None, max_cost: float | No
         images += job.images
         spent += job.cost or 0.0
     return to_run, [], None
+
+
+# --------------------------------------------------------------------------- the image budget
+
+
+class ImageBudget:
+    """--max-total-images as a hard cap: a job reserves the images it may make before it is sent,
+    so the jobs in flight together never ask for more than the budget, and it saves no more than
+    it reserved, whatever the answer holds. select() already left out the jobs that do not fit;
+    this keeps the cap true of what is sent and saved, not only of what was planned."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.left = total
+        self._lock = threading.Lock()
+
+    def reserve(self, count: int) -> bool:
+        if self.left is None:
+            return True
+        with self._lock:
+            if count > self.left:
+                return False
+            self.left -= count
+            return True
+
+
+def keep_reserved(response: Any, reserved: int) -> int:
+    """Drop the images past the `reserved` first ones (a spooled one's temporary file with it);
+    how many went. Failed items stay: they save nothing, and say what went wrong."""
+    kept, images, dropped = [], 0, 0
+    for item in response.items:
+        if not item.failed:
+            if images >= reserved:
+                if item.spooled is not None:
+                    item.spooled.abort()
+                    item.spooled = None
+                dropped += 1
+                continue
+            images += 1
+        kept.append(item)
+    response.items = kept
+    return dropped
 
 
 # --------------------------------------------------------------------------- concurrency
@@ -305,16 +356,18 @@ class _CancelGuard:
 class Runner:
     """Starts each job when the limit allows, on its own thread; each job appends its own record."""
 
-    def __init__(self, run: list[Job], options: BatchOptions, root: Path, report: Report) -> None:
+    def __init__(self, run: list[Job], options: BatchOptions, root: Path, report: Report, records: manifest.Manifest) -> None:
         self.jobs = run
         self.options = options
         self.root = root
         self.report = report
         self.limit = AdaptiveLimit(options.concurrency)
+        self.budget = ImageBudget(options.max_total_images)
+        self.left: list[Job] = []  # jobs the budget had no room for when their turn came
         self.cancelled = threading.Event()
         self.state = threading.Condition()
         self.saving = 0
-        self.manifest = manifest.Manifest(root / manifest.MANIFEST_NAME)
+        self.manifest = records
         self.connections = self._connect()
 
     def _connect(self) -> Connections:
@@ -330,6 +383,9 @@ class Runner:
             for job in self.jobs:
                 if self.report.stdout_gone.is_set():
                     break  # nobody reads the results any more: spend nothing more on them
+                if not self.budget.reserve(job.images):
+                    self.left.append(job)
+                    continue
                 if not self.limit.acquire(self.cancelled):
                     break
                 self.report.started()
@@ -380,6 +436,7 @@ class Runner:
 
         hooks = Hooks(
             retry=lambda text: self.report.detail(f"imgen: retry: line {job.line}: {text}"),
+            warn=lambda text: self.report.warn(f"line {job.line}: {text}"),
             download_task=lambda description, total: _CancelGuard(self.cancelled),
             task_submitted=submitted,
         )
@@ -401,6 +458,7 @@ class Runner:
                 return None
             self.saving += 1
         try:
+            self._cap(job, response)
             outcome = Outcome(plan=job.plan, response=response)
             save_all(job.plan, response, hooks, outcome, self.connections)
             pipeline.mark_task(outcome)
@@ -418,6 +476,19 @@ class Runner:
                 self.saving -= 1
                 self.state.notify_all()
 
+    def _cap(self, job: Job, response: Any) -> None:
+        """No more images saved than the job reserved of --max-total-images: an API may answer
+        with more than it was asked for (several URLs to one result), and the cap is the run's."""
+        if self.budget.total is None:
+            return
+        got = sum(not item.failed for item in response.items)
+        dropped = keep_reserved(response, job.images)
+        if dropped:
+            self.report.warn(
+                f"line {job.line}: the API returned {got} images for {job.images} asked; {dropped} not saved, "
+                f"to keep --max-total-images {self.budget.total}"
+            )
+
     def _finish(self, result: JobResult, record: dict[str, Any], outcome: Outcome | None = None, started: str = "",
                 elapsed: float = 0.0) -> None:
         """Sidecars, then the manifest line, then stdout: a path is printed only once it is recorded;
@@ -427,7 +498,9 @@ class Runner:
                 manifest.write_sidecars(record, self.root)
             self.manifest.append(record)
         except ImgenError as exc:
-            result.status, result.error = "failed", result.error or exc
+            # Unrecorded, the job is made again by the next run: its paths must not reach stdout
+            # as if it were done, and this failure, not an earlier item's, is what decides that.
+            result.status, result.error, result.files = "failed", exc, []
         self.report.finished(result)
         ledger.write(result.job.plan, outcome, None if outcome is not None else result.error, started=started, duration=elapsed,
                      warn=lambda text: self.report.detail(f"imgen: warning: line {result.job.line}: {text}"))
@@ -517,6 +590,10 @@ class Report:
         with self.lock:
             self.messages.detail(text)
 
+    def warn(self, text: str) -> None:
+        with self.lock:
+            self.messages.warn(text)
+
     def started(self) -> None:
         with self.lock:
             self.running += 1
@@ -569,18 +646,25 @@ def run(options: BatchOptions, messages: Messages) -> int:
     remote = next((j.plan for j in all_jobs if not j.plan.offline), None)
     if remote is not None:
         require_key(remote)  # a missing key fails the batch once, before any request
+    manifest.check(root / manifest.MANIFEST_NAME)
+    if options.dry_run:  # sends and writes nothing, so it needs no lock: it may look while a run goes on
+        return _dry_run(select(all_jobs, options, root, messages), options, messages, len(all_jobs))
+    # Held from before the manifest is read to the end: a second runner reading it meanwhile
+    # would take every job in flight here for undone, and pay for it again.
+    with lock.acquire(root, options.shard, wait=options.wait_lock, on_wait=messages.info):
+        return _run_locked(all_jobs, options, root, messages, started)
+
+
+def _run_locked(all_jobs: list[Job], options: BatchOptions, root: Path, messages: Messages, started: float) -> int:
     selection = select(all_jobs, options, root, messages)
-    if options.shard:
-        mine = len(selection.run) + len(selection.skipped) + len(selection.left)
-        messages.detail(f"imgen: batch: shard {options.shard[0]}/{options.shard[1]}: {mine} of {len(all_jobs)} jobs")
-    if options.dry_run:
-        _dry_run(selection, options, messages)
-        return int(ExitCode.OK)
+    _shard_note(selection, options, messages, len(all_jobs))
+    records = manifest.Manifest(root / manifest.MANIFEST_NAME)
     if selection.run:
-        # Jobs call the API before they save: an unwritable directory must fail the batch first,
-        # or every job is paid for and then lost.
+        # Jobs call the API before they save: an unwritable directory, or a manifest that cannot
+        # take records, must fail the batch first, or every job is paid for and then lost.
         for directory in dict.fromkeys([root, *(job.directory for job in selection.run)]):
             check_writable(directory)
+        records.open()
 
     report = Report(messages, json_out=options.json_out, total=len(selection.run), started=started)
     interrupted = False
@@ -588,11 +672,14 @@ def run(options: BatchOptions, messages: Messages) -> int:
         for result in selection.skipped:
             report.finished(result)
         if selection.run:
-            Runner(selection.run, options, root, report).run()
+            runner = Runner(selection.run, options, root, report, records)
+            runner.run()
+            selection.left += runner.left
     except KeyboardInterrupt:
         interrupted = True
         raise
     finally:
+        records.close()
         report.close()
         for job in selection.left if not interrupted else []:
             report.finished(JobResult(job, "left"))
@@ -614,9 +701,16 @@ def exit_code(results: list[JobResult], left: bool) -> ExitCode:
     return ExitCode.OK
 
 
-def _dry_run(selection: Selection, options: BatchOptions, messages: Messages) -> None:
+def _shard_note(selection: Selection, options: BatchOptions, messages: Messages, total: int) -> None:
+    if options.shard:
+        mine = len(selection.run) + len(selection.skipped) + len(selection.left)
+        messages.detail(f"imgen: batch: shard {options.shard[0]}/{options.shard[1]}: {mine} of {total} jobs")
+
+
+def _dry_run(selection: Selection, options: BatchOptions, messages: Messages, total: int) -> int:
     from ..report import emit_lines
 
+    _shard_note(selection, options, messages, total)
     rows = [(j, "run") for j in selection.run] + [(r.job, "skipped") for r in selection.skipped] + [(j, "left") for j in selection.left]
     rows.sort(key=lambda row: row[0].line)
     lines = []
@@ -633,3 +727,4 @@ def _dry_run(selection: Selection, options: BatchOptions, messages: Messages) ->
     emit_lines(lines)
     if selection.budget_note:
         messages.warn(f"batch: {selection.budget_note}")
+    return int(ExitCode.OK)

@@ -120,7 +120,7 @@ def _run_batch(args: o.Args, parts: o.RequestParts, messages) -> None:  # noqa: 
         source=args.batch, flags=parts.flags, fields=parts.fields, params=parts.params, output=args.output, strict=args.strict,
         concurrency=args.concurrency, force=args.force, sidecar=args.sidecar, max_total_images=args.max_total_images,
         max_cost=args.max_cost, shard=parse_shard(args.shard) if args.shard is not None else None, json_out=args.json_out,
-        dry_run=args.dry_run, quiet=args.quiet,
+        dry_run=args.dry_run, quiet=args.quiet, wait_lock=args.wait_lock,
     )
     code = runner.run(options, messages)
     if code:
@@ -132,7 +132,7 @@ def _check_batch_flags(args: o.Args) -> None:
     if args.batch is None:
         only_batch = {
             "--force": args.force, "--max-total-images": args.max_total_images is not None,
-            "--max-cost": args.max_cost is not None, "--shard": args.shard is not None,
+            "--max-cost": args.max_cost is not None, "--shard": args.shard is not None, "--wait-lock": args.wait_lock,
         }
         given = [flag for flag, on in only_batch.items() if on]
         if given:
@@ -143,6 +143,8 @@ def _check_batch_flags(args: o.Args) -> None:
     no_download, name, overwrite = args.no_download, args.name is not None, args.overwrite
     max_total_images, max_cost = args.max_total_images, args.max_cost
     problems = []
+    if args.preview:
+        problems.append("--preview is for one generation; see a batch's images with imgen gallery DIR")
     if prompt:
         problems.append("PROMPT or --prompt-file with --batch: the prompts come from the batch file; give one or the other")
     if stream:
@@ -167,8 +169,10 @@ def run_logged(plan, messages, quiet: bool, *, events: bool = False, kind: str |
     from .. import pipeline
     from ..ledger import record
     from ..report import make_progress
+    from .previews import previews_for
 
     progress = make_progress(enabled=not quiet)
+    previews = previews_for(plan, messages, progress)
     hooks = pipeline.Hooks(
         retry=lambda text: messages.detail(f"imgen: retry: {text}"),
         waiting=progress.waiting,
@@ -176,7 +180,8 @@ def run_logged(plan, messages, quiet: bool, *, events: bool = False, kind: str |
         upload_task=progress.task,
         note=messages.detail,
         warn=messages.warn,
-        stream_event=_stream_listener(progress, messages, quiet, events),
+        stream_event=_stream_listener(progress, messages, quiet, events, previews),
+        stream_pixels=bool(previews and previews.on),
         task_progress=progress.status,  # the state, percent and time beside the spinner; nothing on a pipe
         task_submitted=lambda ref: messages.info(f"imgen: task {ref.id} submitted"),  # the id, in every log
     )
@@ -193,6 +198,9 @@ def run_logged(plan, messages, quiet: bool, *, events: bool = False, kind: str |
     finally:
         progress.close()
     log(outcome=outcome)
+    if previews is not None and "stream" not in outcome.response.meta:  # a stream's were drawn as they came
+        for saved in outcome.saved:
+            previews.show(saved.image.path)
     return outcome
 
 
@@ -243,9 +251,9 @@ def _check_stream_flags(plan, messages, *, events: bool, json_out: bool, save_pa
         messages.warn("--save-partials: no partial images were asked for (the API sends none by default); add --partials 1-3")
 
 
-def _stream_listener(progress, messages, quiet: bool, events: bool):  # noqa: ANN001, ANN202
+def _stream_listener(progress, messages, quiet: bool, events: bool, previews=None):  # noqa: ANN001, ANN202
     """Each partial or completed image of a stream: an NDJSON line, and a progress line on stderr
-    (above the spinner on a terminal, plain elsewhere)."""
+    (above the spinner on a terminal, plain elsewhere), or the image itself with --preview."""
     console = getattr(progress, "console", None)
 
     def say(text: str) -> None:
@@ -257,6 +265,8 @@ def _stream_listener(progress, messages, quiet: bool, events: bool):  # noqa: AN
     def on_event(update) -> None:  # noqa: ANN001
         if events:
             _ndjson_line(update.to_dict())
+        if previews is not None and previews.streamed(update):
+            return  # the partial drawn says it; a text line would come between it and the next one
         if quiet:
             return
         if update.error is None:

@@ -127,6 +127,8 @@ BATCHES = (
     option("max_total_images", int | None, "--max-total-images", help="Stop the batch before it would make more images than this.", panel=BATCH),
     option("max_cost", float | None, "--max-cost", help="Stop the batch before its estimated cost (USD) would exceed this.", panel=BATCH),
     option("shard", str | None, "--shard", help="Run share I of N of the batch jobs (I/N, 1-based).", panel=BATCH),
+    option("wait_lock", bool, "--wait-lock", help="Wait for another batch run on the same output directory to finish instead of refusing "
+           "to start.", panel=BATCH, default=False),
 )
 
 STRICT = option("strict", bool, "--strict", help="Refuse model ids imgen does not know.", panel=GEN, default=False)
@@ -142,6 +144,10 @@ OUTPUT = (
            "[default: embed]", panel=OUT, setting="metadata"),
     option("log", bool | None, "--log/--no-log", help="Record it in the history and cost ledger (imgen log). [default: log]", panel=OUT,
            setting="log"),
+    option("preview", bool | None, "--preview/--no-preview", help="Draw each saved image in the terminal (stderr), partials as they "
+           "stream in. [default: no]", panel=OUT, setting="preview"),
+    option("preview_rows", int | None, "--preview-rows", help="Terminal rows a preview may take. [default: 8]", panel=OUT, min=1, max=200,
+           setting="preview_rows"),
     option("quiet", bool, "--quiet", "-q", help="Only errors on stderr.", panel=OUT, default=False),
     option("verbose", bool, "--verbose", "-v", help="Explain: settings, retries, timings.", panel=OUT, default=False),
     option("debug", bool, "--debug", help="Show tracebacks.", panel=OUT, default=False),

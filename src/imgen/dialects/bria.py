@@ -21,7 +21,7 @@ _FIELDS = {"n": "num_results", "aspect_ratio": "aspect_ratio", "seed": "seed", "
 
 
 def most_images(req: GenerateRequest) -> int:
-    return req.n * URLS_PER_RESULT
+    return req.most_images() * URLS_PER_RESULT
 
 
 def build(req: GenerateRequest) -> ApiCall:
