@@ -298,11 +298,13 @@ def environment_entries(root: Any) -> list[tuple[str, str]]:
         ("IMGEN_DATA_DIR", "Where the history and cost ledger (ledger.sqlite3) is kept, instead of the user data directory."),
         ("IMGEN_NO_LOG", "Set to 1 to record nothing in the ledger, as --no-log does."),
         ("IMGEN_DEBUG", "Set to 1 to show a traceback with every error, as --debug does."),
+        ("IMGEN_PREVIEW", "kitty, iterm, sixel, blocks or none: the protocol --preview and imgen show draw images with, instead of the "
+         "detected one; when set, previews are drawn even if stderr is not a terminal."),
         ("XDG_CONFIG_HOME", "Base of the default config directory (default ~/.config)."),
         ("XDG_CACHE_HOME", "Base of the default cache directory (default ~/.cache)."),
         ("NO_COLOR", "When set, no colour is used."),
-        ("CI", "When set, no progress display is shown."),
-        ("TERM", "With TERM=dumb, no progress display and no colour."),
+        ("CI", "When set, no progress display and no previews are shown."),
+        ("TERM", "With TERM=dumb, no progress display, no previews and no colour."),
         ("FORCE_COLOR", "Ignored for progress: progress bars are only shown when stderr is a terminal."),
         ("_IMGEN_COMPLETE", "Set by the shell completion scripts to ask imgen for completions; not for other use."),
     ]

@@ -175,7 +175,7 @@ def _run_stream(plan: Plan, call: ApiCall, hooks: Hooks) -> Outcome:
 
     from .generation.stream import StreamReader
 
-    reader = StreamReader(plan, on_update=hooks.stream_event, note=hooks.note, warn=hooks.warn)
+    reader = StreamReader(plan, on_update=hooks.stream_event, note=hooks.note, warn=hooks.warn, pixels=hooks.stream_pixels)
     waiting = hooks.waiting(f"generating with {plan.request.model} (streaming)") if hooks.waiting else contextlib.nullcontext()
     with _client(plan, None) as (client, policy), waiting, answer.deadline(plan.max_time):
         # The client asks for JSON by default; a server that honours Accept must still stream.

@@ -156,6 +156,15 @@ class RichProgress:
 
         return _Task()
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The display off the screen (it is transient) while something else draws there, an image."""
+        self.progress.stop()
+        try:
+            yield
+        finally:
+            self.progress.start()
+
     def close(self) -> None:
         self.progress.stop()
 

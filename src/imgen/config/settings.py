@@ -128,6 +128,8 @@ SETTING_KEYS: dict[str, SettingKey] = {
     "metadata": _key(str, "where each image's provenance goes: into the file, a NAME.json sidecar, both or neither", "embed", "sidecar",
                      "both", "none"),
     "log": _key(bool, "record each generation in the history and cost ledger (imgen log, imgen cost)"),
+    "preview": _key(bool, "draw each saved image in the terminal, on stderr (IMGEN_PREVIEW picks the protocol)"),
+    "preview_rows": _key(int, "terminal rows a preview may take (1-200)"),
     "poll_interval": _key(float, "seconds before a task's first poll (default: each API's own pace; later polls scale with it)"),
     "max_download": _key(int, "largest image accepted from a URL, in bytes"),
     "max_answer": _key(int, "largest API answer read (decoded, base64 images included), in bytes"),
@@ -162,6 +164,8 @@ FLAG_FOR_KEY: dict[str, str] = {
     "retries": "--retries",
     "task_timeout": "--task-timeout",
     "log": "--log/--no-log",
+    "preview": "--preview/--no-preview",
+    "preview_rows": "--preview-rows",
     "metadata": "--metadata",
     "name": "--name",
     "params": "--param",
@@ -177,6 +181,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "guidance_scale": (1.0, 10.0),
     "task_timeout": (1, 86400),
     "poll_interval": (0.01, 600),
+    "preview_rows": (1, 200),
 }
 
 

@@ -17,6 +17,7 @@ class Hooks:
     download_task: Callable[[str, int | None], Any] | None = None
     upload_task: Callable[[str, int | None], Any] | None = None  # an edit's files going up: .update(sent, total), .done()
     stream_event: Callable[[Any], None] | None = None  # each partial/completed image of a stream (stream.Update)
+    stream_pixels: bool = False  # each partial's Update carries its image bytes (a preview draws them)
     task_progress: Callable[[str], None] | None = None  # a task's state at each poll: "IN_PROGRESS 45%"
     task_submitted: Callable[[Any], None] | None = None  # a task was created (dialects.TaskRef): a batch records it
 

@@ -64,6 +64,7 @@ class Update:
     saved: SavedImage | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # size, quality, background, output_format, usage
     error: ImgenError | None = None
+    data: bytes | None = field(default=None, repr=False)  # a partial's image bytes, when the reader was asked for pixels
 
     def to_dict(self) -> dict[str, Any]:
         """The NDJSON line for --events. The base64 is left out on purpose: a line of several
@@ -121,8 +122,9 @@ class StreamReader:
     """
 
     def __init__(self, plan: Plan, on_update: Callable[[Update], None] | None = None, note: Callable[[str], None] = lambda text: None,
-                 warn: Callable[[str], None] = lambda text: None) -> None:
+                 warn: Callable[[str], None] = lambda text: None, pixels: bool = False) -> None:
         self.plan = plan
+        self.pixels = pixels
         self.on_update = on_update
         self.note = note
         self.warn = warn
@@ -266,6 +268,11 @@ class StreamReader:
             "partial", index + 1, self.n, record["bytes"], partial=number, partials=self.partials_wanted,
             meta={k: payload[k] for k in EVENT_META if k in payload},
         )
+        if self.pixels and b64:
+            try:
+                update.data = b"".join(iter_b64(b64))
+            except BadResponse:
+                pass  # an undecodable partial is previewed as nothing; saving it reports the error
         if self.plan.save_partials and not self.plan.target.stdout:
             try:
                 if not b64:
