@@ -127,20 +127,22 @@ def images_json(count: int) -> bytes:
     return json.dumps({"created": 1, "data": [{"b64_json": one} for _ in range(count)]}).encode()
 
 
-_bombs: dict[int, bytes] = {}
+_bombs: dict[tuple[int, bytes, bytes], bytes] = {}
 
 
-def gzip_bomb(inflated: int) -> bytes:
-    """A JSON document of `inflated` bytes, gzipped to about a thousandth of that."""
-    if inflated not in _bombs:
+def gzip_bomb(inflated: int, opening: bytes = b'{"data": [], "pad": "', filler: bytes = b"a") -> bytes:
+    """A JSON document of `inflated` bytes (`opening`, then `filler` over and over), gzipped to about
+    a thousandth of that."""
+    key = (inflated, opening, filler)
+    if key not in _bombs:
         packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-        chunk = b"a" * (1 << 20)
-        parts = [packer.compress(b'{"data": [], "pad": "')]
+        chunk = filler * (1 << 20)
+        parts = [packer.compress(opening)]
         for _ in range(inflated // len(chunk)):
             parts.append(packer.compress(chunk))
-        parts += [packer.compress(b'"}'), packer.flush()]
-        _bombs[inflated] = b"".join(parts)
-    return _bombs[inflated]
+        parts += [packer.compress(b'"}]}'), packer.flush()]
+        _bombs[key] = b"".join(parts)
+    return _bombs[key]
 
 
 def trickle(first: bytes, then: bytes, every: float = 1.0) -> Script:

@@ -83,13 +83,23 @@ def out(tmp_path):
 # --- 6: the size of an answer ------------------------------------------------------------------
 
 
-def test_a_gzip_bomb_stops_at_the_answer_limit_in_flat_memory(tmp_path, out):
+def test_a_gzip_bomb_stops_early_in_flat_memory(tmp_path, out):
     bomb = gzip_bomb(1024 * MiB)  # 1 GiB of JSON in about 1 MB
     with HostileServer(answer(bomb, headers={"Content-Encoding": "gzip"})) as srv:
         res = run(srv, *gen("a cat", out=out), tmp_path=tmp_path)
     assert res.returncode == 9, res.stderr
+    assert "holds more than 16 MiB besides its images" in res.stderr  # the JSON around images is a few KiB
+    assert res.peak_mib < 100, f"peak {res.peak_mib:.0f} MiB"
+    assert list(out.iterdir()) == []
+
+
+def test_a_gzip_bomb_inside_an_image_stops_at_the_answer_limit(tmp_path, out):
+    bomb = gzip_bomb(1024 * MiB, opening=b'{"data": [{"b64_json": "', filler=b"A")
+    with HostileServer(answer(bomb, headers={"Content-Encoding": "gzip"})) as srv:
+        res = run(srv, *gen("a cat", out=out), tmp_path=tmp_path)
+    assert res.returncode == 9, res.stderr
     assert "larger than the 256 MiB limit (--max-answer)" in res.stderr
-    assert res.peak_mib < 400, f"peak {res.peak_mib:.0f} MiB"  # the answer may fill the limit, never inflate past it
+    assert res.peak_mib < 100, f"peak {res.peak_mib:.0f} MiB"  # the base64 went to a temporary file, now gone
     assert list(out.iterdir()) == []
 
 
@@ -105,8 +115,8 @@ def test_a_plain_answer_longer_than_its_content_length_claims_is_cut_at_the_limi
     # No Content-Length, so the spooling reader takes it: the JSON around the images is what grows.
     endless_json = endless(head(200) + b'{"data": [], "pad": "', b"a" * MiB)
     with HostileServer(endless_json) as srv:
-        res = run(srv, *gen("a cat", "--max-answer", "32M", out=out), tmp_path=tmp_path)
-    assert res.returncode == 9 and "32 MiB limit" in res.stderr
+        res = run(srv, *gen("a cat", "--max-answer", "8M", out=out), tmp_path=tmp_path)
+    assert res.returncode == 9 and "8 MiB limit" in res.stderr
     assert res.peak_mib < 150, f"peak {res.peak_mib:.0f} MiB"
 
 

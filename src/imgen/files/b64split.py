@@ -56,13 +56,25 @@ class B64Stream:
             self.error = ("invalid_base64", "the API sent base64 image data that ends in the middle of a group")
 
 
-def split(chunks: Iterable[bytes], make_sink: Callable[[int], Sink], *, key: bytes = KEY) -> tuple[bytes, list[B64Stream]]:
-    """Return (the body with each `key` string value replaced by PLACEHOLDER + its number, streams)."""
+class TextTooLarge(ValueError):
+    """The document around the images grew past its limit: a real answer's is a few KiB."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"more than {limit} bytes besides the images")
+
+
+def split(chunks: Iterable[bytes], make_sink: Callable[[int], Sink], *, key: bytes = KEY,
+          max_text: int | None = None) -> tuple[bytes, list[B64Stream]]:
+    """Return (the body with each `key` string value replaced by PLACEHOLDER + its number, streams).
+    `max_text` bounds what is held in memory: the body without its images (TextTooLarge past it)."""
     skeleton = bytearray()
     streams: list[B64Stream] = []
     current: B64Stream | None = None
     pending = b""
     for chunk in chunks:
+        if max_text is not None and len(skeleton) > max_text:
+            raise TextTooLarge(max_text)
         data = pending + chunk if pending else chunk
         pending = b""
         pos = 0

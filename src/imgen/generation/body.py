@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import NetworkError
+from ..errors import BadResponse, NetworkError
 from ..files import b64split
-from ..files.writer import ImageWriter
+from ..files.writer import ImageWriter, human_size
 from ..results import GenerationResponse
 from ..transport import answer
 
 SMALL_BODY = 4 * 1024 * 1024
+MAX_TEXT = 16 * 1024 * 1024  # an answer without its base64 images: URLs, revised prompts, usage; a few KiB
 B64_KEY = b64split.KEY
 
 
@@ -32,7 +33,10 @@ def read(response: Any, directory: Any, max_bytes: int, spools: list[ImageWriter
             spools.append(writer)
             return writer
 
-        body, streams = b64split.split(answer.chunks(response, max_answer), spool, key=key)
+        body, streams = b64split.split(answer.chunks(response, max_answer), spool, key=key, max_text=min(max_answer, MAX_TEXT))
+    except b64split.TextTooLarge as exc:
+        raise BadResponse(f"the API's answer holds more than {human_size(exc.limit)} besides its images; it was not read further",
+                          "the answer is malformed or hostile; retry, or report it to the provider") from None
     except httpx.HTTPError as exc:
         if isinstance(exc, httpx.TimeoutException) and answer.past_deadline():
             raise answer.overdue() from exc
