@@ -20,6 +20,7 @@ PACKAGE = Path(imgen.__file__).parent
 LAYERS = [
     ("imgen.__main__",),
     ("imgen.cli",),
+    ("imgen.gallery",),
     ("imgen.batch",),
     ("imgen.pipeline", "imgen.ledger"),
     ("imgen.generation",),
@@ -44,6 +45,7 @@ FORBIDDEN = {
     "imgen.pipeline": ("typer",),
     "imgen.cli": ("httpx",),
     "imgen.preview": ("typer", "rich", "httpx"),
+    "imgen.gallery": ("typer", "rich", "httpx"),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import config, edit, generate, log, models, provenance, show, task
+from . import config, edit, gallery, generate, log, models, provenance, show, task
 from .common import ProfileOption
 
 app = typer.Typer(
@@ -44,6 +44,7 @@ app.command("cost")(log.cost)
 app.command("inspect")(provenance.inspect)
 app.command("rerun", no_args_is_help=False)(provenance.rerun)
 app.command("show")(show.show)
+app.command("gallery")(gallery.gallery)
 
 
 def _terminate(signum: int, frame: object) -> None:
