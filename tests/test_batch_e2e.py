@@ -94,7 +94,7 @@ def test_unwritable_output_fails_before_any_request(imgen, server, tmp_path):
     blocker.write_text("x")
     batch = write_prompts(tmp_path / "p.txt", 3)
     res = imgen("generate", "--batch", str(batch), "-o", str(blocker / "images"))
-    assert res.returncode == 9, res.stderr
+    assert res.returncode == 2, res.stderr  # a usage error: nothing was sent
     assert "not a directory" in res.stderr and "hint:" in res.stderr and "Traceback" not in res.stderr
     assert server.requests == []
     # A job's own directory is checked too, not only the batch's.
@@ -103,7 +103,7 @@ def test_unwritable_output_fails_before_any_request(imgen, server, tmp_path):
     (out / "taken").write_text("x")
     jsonl = write_jsonl(tmp_path / "j.jsonl", [{"prompt": "fine"}, {"prompt": "blocked", "output": "taken/sub"}])
     res = imgen("generate", "--batch", str(jsonl), "-o", str(out))
-    assert res.returncode == 9, res.stderr
+    assert res.returncode == 2, res.stderr
     assert server.requests == []
     assert blocker.read_text() == "x" and (out / "taken").read_text() == "x"
 

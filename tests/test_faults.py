@@ -281,7 +281,7 @@ def test_output_under_a_regular_file(run, server, tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
     res = run("a lighthouse", "-o", str(blocker / "images"))
-    assert_clean(res, blocker.parent / "nowhere", server, code=9, words=("not a directory", "-o"))
+    assert_clean(res, blocker.parent / "nowhere", server, code=2, words=("not a directory", "-o"))
     assert server.api_requests() == []  # refused before the (billed) call
     assert blocker.read_text() == "x"
 
@@ -308,7 +308,7 @@ def read_only_dir(tmp_path):
 def test_output_directory_not_writable(run, server, read_only_dir):
     res = run("a lighthouse", "-o", str(read_only_dir / "sub"))
     words = ("read-only",) if os.geteuid() == 0 else ("permission denied",)
-    assert_clean(res, read_only_dir, server, code=9, words=(*words, "-o"))
+    assert_clean(res, read_only_dir, server, code=2, words=(*words, "-o"))
     assert server.api_requests() == []
     assert list(read_only_dir.iterdir()) == []
 
@@ -383,13 +383,23 @@ def test_write_failures_clean_up_and_explain(tmp_path, monkeypatch, code, words)
 def test_check_writable_has_no_side_effects(tmp_path):
     target = tmp_path / "a" / "b" / "c"
     save.check_writable(target)
-    assert not (tmp_path / "a").exists()
+    assert not (tmp_path / "a").exists() and list(tmp_path.iterdir()) == []  # the probe file is gone too
     (tmp_path / "file").write_text("x")
-    with pytest.raises(save.WriteError, match="not a directory"):
+    with pytest.raises(save.Unwritable, match="not a directory") as info:
         save.check_writable(tmp_path / "file" / "sub")
+    assert info.value.exit_code == 2
     (tmp_path / "dangling").symlink_to(tmp_path / "missing")
-    with pytest.raises(save.WriteError, match="broken symbolic link"):
+    with pytest.raises(save.Unwritable, match="broken symbolic link"):
         save.check_writable(tmp_path / "dangling" / "sub")
+
+
+@pytest.mark.parametrize("output, words", [("/proc/nowrite/", "no files can be created there"), ("afile/sub/", "not a directory")])
+def test_an_output_that_cannot_take_a_file_is_a_usage_error_before_anything_is_sent(imgen, server, tmp_path, output, words):
+    (tmp_path / "afile").write_text("x")
+    res = imgen("generate", "-m", "gpt-image-1", "-o", output, "a cat")
+    assert res.returncode == 2, res.stderr
+    assert words in res.stderr and "nothing was sent" in res.stderr
+    assert server.api_requests() == []
 
 
 def test_no_download_skips_the_output_check(run, server, tmp_path):

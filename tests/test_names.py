@@ -320,14 +320,26 @@ def test_slugify_cuts_a_single_long_word_hard():
 
 
 def test_slugify_falls_back_to_a_hash_per_prompt():
-    a, b = slugify("一只纸船漂浮在平静的水面上"), slugify("平静的水面")
+    a, b = slugify("🐱🐶"), slugify("🐶🐱")
     assert a.startswith("image-") and b.startswith("image-") and a != b
     assert len(a) == len("image-") + 6
-    assert slugify("🐱🐶") == "image-" + names._digest("🐱🐶")[:6]
+    assert a == "image-" + names._digest("🐱🐶")[:6]
     assert slugify("!!! ???").startswith("image-")
     assert slugify("").startswith("image-")
-    assert slugify("一只纸船", max_len=5) == "image"
-    assert slugify("一只纸船", max_len=3) == "ima"
+    assert slugify("🐱🐶", max_len=5) == "image"
+    assert slugify("🐱🐶", max_len=3) == "ima"
+
+
+@pytest.mark.parametrize("prompt, slug", [
+    ("一只纸船漂浮在平静的水面上", "yi-zhi-zhi-chuan-piao-fu-zai-ping-jing"),
+    ("кошка на крыше", "koshka-na-kryshe"),
+    ("Καλημέρα κόσμε", "kalimera-kosme"),
+    ("고양이 그림", "goyangi-geulim"),
+    ("ネコ 🐱 の絵", "neko-no-hui"),
+    ("Crème brûlée à l'aube", "creme-brulee-a-laube"),
+])
+def test_slugify_spells_other_scripts_in_ascii(prompt, slug):
+    assert slugify(prompt) == slug
 
 
 def test_slugify_refuses_a_useless_max_len():
@@ -508,3 +520,16 @@ def test_one_run_never_reuses_a_name(template, prompt, n, existing, write):
                     pass
         assert len({c.casefold() for c in chosen}) == n
         assert not before & set(chosen)
+
+
+def test_a_counted_name_goes_on_counting_and_sorts(tmp_path):
+    from imgen.files.names import unique_path
+
+    for existing in ("2026-12-03-a-cat-1.png", "2026-12-03-a-cat-2.png"):
+        (tmp_path / existing).write_bytes(b"x")
+    assert unique_path(tmp_path, "2026-12-03-a-cat-1.png").name == "2026-12-03-a-cat-3.png"
+    assert unique_path(tmp_path, "2026-12-03-a-cat-1.png", taken={"2026-12-03-a-cat-3.png"}).name == "2026-12-03-a-cat-4.png"
+    (tmp_path / "shot-2026.png").write_bytes(b"x")  # a year is part of the name, not a counter
+    assert unique_path(tmp_path, "shot-2026.png").name == "shot-2026-2.png"
+    (tmp_path / "plain.png").write_bytes(b"x")
+    assert unique_path(tmp_path, "plain.png").name == "plain-2.png"

@@ -90,6 +90,8 @@ def generate_one(text: str, args: o.Args, parts: o.RequestParts, messages, **edi
     plan.sidecar = bool(args.get("sidecar"))
     for warning in plan.warnings:
         messages.warn(warning)
+    for note in plan.notes:
+        messages.info(f"imgen: note: {note}")
     _check_stream_flags(plan, messages, events=args.events, json_out=args.json_out, save_partials=args.save_partials)
     if args.dry_run:
         _print_dry_run(pipeline.describe_request(plan), args.json_out)
@@ -221,6 +223,8 @@ def _report(outcome, messages, json_out: bool, *, events: bool = False) -> None:
         messages.info(f"imgen: {outcome.plan.request.model} says: {said}")
     for failed in outcome.failed:
         messages.error(failed.error)
+    for note in changes(outcome):
+        messages.info(f"imgen: note: {note}")
     say_buttons(outcome, messages)
     if events:
         _ndjson_line({"event": "done", **pipeline.outcome_document(outcome)})
@@ -229,6 +233,19 @@ def _report(outcome, messages, json_out: bool, *, events: bool = False) -> None:
     else:
         emit_lines([str(s.image.path) for s in outcome.saved if s.image.path is not None] + [i.url for i in outcome.urls])
     messages.detail(f"done in {outcome.elapsed:.2f}s: {len(outcome.saved)} saved, {len(outcome.failed)} failed")
+
+
+def changes(outcome) -> list[str]:  # noqa: ANN001
+    """What was saved otherwise than asked, worth a line: the user would look for the file asked for."""
+    plan, said = outcome.plan, []
+    wanted = plan.target.file_name
+    for saved in outcome.saved:
+        path = saved.image.path
+        if wanted and path is not None and path.suffix.lower() != Path(wanted).suffix.lower():
+            said.append(f"-o {wanted}: the image is {saved.image.format.upper()}, so it was saved as {path.name}")
+    if plan.no_download and outcome.saved:
+        said.append(f"--no-download: {plan.request.model} sent the image itself, not a URL, so it was saved")
+    return said
 
 
 def _check_stream_flags(plan, messages, *, events: bool, json_out: bool, save_partials: bool) -> None:  # noqa: ANN001
@@ -311,5 +328,9 @@ def _abbreviated(value: Any) -> Any:
     if isinstance(value, list):
         return [_abbreviated(v) for v in value]
     if isinstance(value, str) and len(value) > 200 and " " not in value:
-        return f"{value[:32]}... ({len(value)} characters)"
+        from ..files.writer import human_size
+
+        head, _, payload = value.partition(",") if value.startswith("data:") else ("", "", value)
+        shown = f"{head}," if head else ""
+        return f"{shown}{payload[:4]}…({human_size(len(payload) * 3 // 4)})"
     return value

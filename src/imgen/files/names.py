@@ -157,12 +157,7 @@ def slugify(prompt: str, max_len: int = 40) -> str:
     """
     if max_len < 1:
         raise ValueError(f"max_len must be at least 1, got {max_len}")
-    ascii_text = (
-        unicodedata.normalize("NFKD", prompt.translate(_TRANSLITERATE))
-        .encode("ascii", "ignore")
-        .decode("ascii")
-        .lower()
-    )
+    ascii_text = _ascii(unicodedata.normalize("NFKD", prompt.translate(_TRANSLITERATE))).lower()
     kept: list[str] = []
     length = -1
     for word in re.findall(r"[a-z0-9]+", ascii_text):
@@ -178,6 +173,28 @@ def slugify(prompt: str, max_len: int = 40) -> str:
     if not slug:
         slug = f"{_FALLBACK_STEM}-{_digest(prompt)[:6]}"[:max_len].rstrip("-")
     return slug
+
+
+def _ascii(text: str) -> str:
+    """Accented Latin is its letters once decomposed; the letters of every other script
+    (Cyrillic, Greek, Han, kana, Hangul...) go through anyascii, whose tables cover them all. A Han
+    character stands as a word of its own, as Chinese is written without spaces (一只猫: yi-zhi-mao).
+    Symbols and emoji are left out, as punctuation is."""
+    if text.isascii():
+        return text
+    try:
+        from anyascii import anyascii
+    except ImportError:  # a stripped install: the hash fallback names what cannot be spelt
+        return text.encode("ascii", "ignore").decode("ascii")
+    out = []
+    for ch in text:
+        if ch.isascii():
+            out.append(ch)
+        elif unicodedata.category(ch).startswith("L"):
+            out.append(f" {anyascii(ch)} " if unicodedata.name(ch, "").startswith("CJK UNIFIED IDEOGRAPH") else anyascii(ch))
+        elif not unicodedata.category(ch).startswith("M"):  # accents, decomposed off their letters, just go
+            out.append(" ")
+    return "".join(out)
 
 
 def _safe_stem(stem: str) -> str:
@@ -284,6 +301,11 @@ def _check_plain_name(name: str) -> None:
         raise ValueError(f"not a plain file name: {name!r}")
 
 
+# A name that already ends in a small counter (the template's -{index}) goes on counting; longer
+# numbers (a year, a timestamp) are part of the name and get a -2 of their own.
+_COUNTED = re.compile(r"(.*-)([1-9][0-9]{0,2})")
+
+
 def unique_path(
     directory: Path,
     name: str,
@@ -291,7 +313,8 @@ def unique_path(
     taken: Collection[str] = frozenset(),
     overwrite: bool = False,
 ) -> Path:
-    """`directory / name`, or `name-2`, `name-3`, ... before the extension: the first candidate
+    """`directory / name`, or `name-2`, `name-3`, ... before the extension (`x-1` goes on as `x-2`,
+    `x-3`): the first candidate
     that no entry on disk (a dangling symlink counts) and no name in `taken` holds.
 
     `taken` holds names already handed to earlier images of the run and not yet written; it is
@@ -303,8 +326,14 @@ def unique_path(
     directory = Path(directory)
     folded = {t.casefold() for t in taken}
     stem, ext = _split_ext(name)
+    counted = _COUNTED.fullmatch(stem)
     for k in range(1, 1_000_000):
-        candidate = _fit(stem, (f"-{k}" if k > 1 else "") + ext, MAX_UNIQUE_BYTES)
+        if k == 1:
+            candidate = _fit(stem, ext, MAX_UNIQUE_BYTES)
+        elif counted:  # a-cat-1 is taken: a-cat-2, a-cat-3, names that sort, not a-cat-1-2
+            candidate = _fit(counted[1], f"{int(counted[2]) + k - 1}{ext}", MAX_UNIQUE_BYTES)
+        else:
+            candidate = _fit(stem, f"-{k}{ext}", MAX_UNIQUE_BYTES)
         if candidate.casefold() in folded:
             continue
         path = directory / candidate

@@ -51,7 +51,20 @@ def load_reference(value: str, cache: dict[FileKey, str] | None = None) -> str:
             f"{flag}: not an image imgen can send (allowed: {', '.join(sorted(imagetype.REFERENCE_FORMATS))})",
             "convert it to png or jpeg",
         )
-    uri = f"data:image/{fmt};base64,{base64.b64encode(data).decode('ascii')}"
+    encoded = base64.b64encode(data).decode("ascii")
+    _SOURCES[hash(encoded)] = value
+    uri = f"data:image/{fmt};base64,{encoded}"
     if cache is not None:
         cache[key] = uri
     return uri
+
+
+# The file each inline image came from, by the hash of its base64 (the string itself is megabytes):
+# a dry run shows a curl command that reads the file rather than pasting the bytes.
+_SOURCES: dict[int, str] = {}
+
+
+def source_of(text: str) -> str | None:
+    """The file a data URI's (or a bare base64 string's) bytes were read from, if imgen read them."""
+    payload = text.split(",", 1)[1] if text.startswith("data:") and "," in text[:100] else text
+    return _SOURCES.get(hash(payload))

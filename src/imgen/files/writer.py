@@ -18,6 +18,7 @@ import stat
 import tempfile
 import threading
 import time
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ try:
 except ImportError:  # Windows: no locks to tell a live file from a leftover, so no sweep
     fcntl = None  # type: ignore[assignment]
 
-from ..errors import BadResponse, DownloadError, ImgenError, Interrupted
+from ..errors import BadResponse, DownloadError, ImgenError, Interrupted, UsageError
 from ..results import SavedImage
 from . import imagetype
 
@@ -164,29 +165,50 @@ def _write_error(exc: OSError, directory: Path) -> WriteError:
     return WriteError(f"cannot write to {directory}: {exc.strerror or exc}", "check the output directory")
 
 
+class Unwritable(UsageError):
+    """The output location cannot take a file: found before anything is sent, so a usage error."""
+
+
 def check_writable(directory: Path) -> None:
     """Refuse an output directory that cannot take files, before anything is paid for.
 
-    No side effects: the nearest existing ancestor must be a directory imgen may write into (the
-    rest is created at save time). Full disks can only show at write time.
+    A file is created and removed in the directory, or in its nearest existing ancestor when it is
+    still to be made (the rest is created at save time): permission bits, read-only mounts and
+    pseudo file systems (/proc) all answer the one question that matters. Full disks can only show
+    at write time.
     """
     path = Path(directory).expanduser().absolute()
     probe = path
     while not probe.exists():
         if probe.is_symlink():  # dangling: mkdir would fail on it
-            raise WriteError(f"cannot write to {directory}: {probe} is a broken symbolic link", "give -o a directory (or a new one to create)")
+            raise Unwritable(f"cannot write to {directory}: {probe} is a broken symbolic link", "give -o a directory (or a new one to create)")
         if probe.parent == probe:
             break
         probe = probe.parent
     if not probe.is_dir():
-        raise _write_error(OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), path)
-    if not os.access(probe, os.W_OK | os.X_OK):
-        # access() answers EROFS for a read-only mount even to root, who ignores permission bits.
-        try:
-            read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
-        except OSError:
-            read_only = False
-        raise _write_error(OSError(errno.EROFS if read_only else errno.EACCES, ""), path)
+        _refuse(OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), path)
+    try:
+        fd, name = tempfile.mkstemp(prefix=".imgen-probe-", dir=probe)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM) and _read_only(probe):
+            exc = OSError(errno.EROFS, os.strerror(errno.EROFS))
+        _refuse(exc, path)
+    os.close(fd)
+    os.unlink(name)
+
+
+def _read_only(directory: Path) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _refuse(exc: OSError, path: Path) -> typing.NoReturn:
+    error = _write_error(exc, path)
+    if exc.errno == errno.ENOENT:  # /proc and its kind: the directory cannot be made there
+        error = WriteError(f"cannot write to {path}: no files can be created there", "choose a writable directory with -o")
+    raise Unwritable(f"{error.message}; nothing was sent", error.hint) from None
 
 
 class ImageWriter:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 from .. import dialects, faults
 from ..config.settings import GENERATION_FIELDS, Settings, Sourced, mask_key, resolve
 from ..errors import AuthError, UsageError
-from ..files import names
+from ..files import imagetype, names
 from ..files.inputs import InputImage
 from ..files.writer import DEFAULT_MAX_BYTES
 from ..models import aspect, capabilities, preflight
@@ -55,6 +55,7 @@ class Plan:
     save_partials: bool = False  # streaming: also save each partial image
     job_key: str | None = None  # a batch job's key: its tasks are journalled under it
     sidecar: bool = False  # NAME.json beside each image, besides what --metadata writes into it
+    notes: list[str] = field(default_factory=list)  # what imgen changed of what was asked, said on stderr
 
     @property
     def base_url(self) -> str:
@@ -131,12 +132,18 @@ def prepare(
     template = str(settings["name"])
     if request.edit and settings.source("name") == "default":
         template = names.EDIT_TEMPLATE
+    notes = []
+    if "{ext}" not in template and Path(template).suffix.lower().lstrip(".") not in (*imagetype.EXTENSIONS.values(), "jpeg"):
+        # The format is known only from the bytes: a name without it would be a file nothing opens.
+        notes.append(f"--name {template!r} has no {{ext}}; .{{ext}} was added (the extension comes from the image's bytes)")
+        template += ".{ext}"
     try:
         names.render(template, prompt=prompt, index=1, ext="png", model=model)
     except names.TemplateError as exc:
         problems.append(f"--name: {exc}")
     problems += _unsendable(request)
-    target = _target(output, settings, request.most_images(), problems)
+    sequence = {**request.fields, **request.params}.get("sequential_image_generation") == "auto"
+    target = _target(output, settings, request.most_images(), problems, sequence)
     if no_download and target.stdout:
         problems.append("--no-download with -o -: nothing would be written to stdout; drop one of them")
     if problems:
@@ -146,6 +153,7 @@ def prepare(
         request=request,
         dialect=dialect,
         warnings=[*settings.warnings, *result.warnings],
+        notes=notes,
         target=target,
         template=template,
         spec=result.spec,
@@ -205,10 +213,11 @@ def _edit_setup(request: GenerateRequest, result: preflight.CheckResult, setting
     return None
 
 
-def _target(output: str | None, settings: Settings, n: int, problems: list[str]) -> Target:
+def _target(output: str | None, settings: Settings, n: int, problems: list[str], sequence: bool = False) -> Target:
     if output == "-":
         if n != 1:
-            problems.append(f"-o -: raw bytes on stdout hold one image, but this request can return {n}; use -n 1 (and --max-images 1) or -o DIR")
+            fix = "--max-images 1" if sequence else "-n 1"  # advice for the request in hand: a Seedream sequence counts otherwise
+            problems.append(f"-o -: raw bytes on stdout hold one image, but this request can return {n}; use {fix} or -o DIR")
         if sys.stdout.isatty():
             problems.append("-o -: stdout is a terminal; redirect it to a file or a pipe (imgen ... -o - > out.png)")
         return Target(Path("."), stdout=True)
@@ -252,10 +261,38 @@ def describe_request(plan: Plan) -> dict[str, Any]:
         files = [{"field": f.name, "path": f.shown or str(f.path), "content_type": f.content_type, "bytes": f.size} for f in call.files]
         headers = {"Authorization": auth, "Content-Type": "multipart/form-data"}
         return {"method": call.method, "url": url, "headers": headers, "body": call.body, "files": files, "curl": curl, "cost": cost_of(plan)}
-    body = json.dumps(call.body, ensure_ascii=False)
-    curl += f' -H "Content-Type: application/json" -d {shlex.quote(body)}'
+    curl += ' -H "Content-Type: application/json" ' + _curl_data(call.body)
     headers = {"Authorization": auth, "Content-Type": "application/json"}
     return {"method": call.method, "url": url, "headers": headers, "body": call.body, "curl": curl, "cost": cost_of(plan)}
+
+
+def _curl_data(body: Any) -> str:
+    """`-d 'JSON'`, or, when the body inlines image files, a here-doc that reads each file where
+    its base64 goes: a command to copy, not megabytes to scroll past."""
+    from ..files.refs import source_of
+
+    inlined: dict[str, str] = {}
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: mark(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mark(v) for v in value]
+        if isinstance(value, str) and len(value) > 200 and (source := source_of(value)):
+            token = f"@@imgen-file-{len(inlined)}@@"
+            prefix = value.split(",", 1)[0] + "," if value.startswith("data:") else ""
+            inlined[token] = prefix + f"$(base64 < {shlex.quote(source)} | tr -d '\\n')"
+            return token
+        return value
+
+    text = json.dumps(mark(body), ensure_ascii=False)
+    if not inlined:
+        return f"-d {shlex.quote(text)}"
+    # An unquoted here-doc runs the $(base64 ...) it holds; everything else in it is escaped.
+    text = text.replace("\\", "\\\\").replace("$", "\\$").replace("`", "\\`")
+    for token, command in inlined.items():
+        text = text.replace(token, command)
+    return "-d @- <<IMGEN_JSON_END\n" + text + "\nIMGEN_JSON_END"  # the JSON is one line: the end marker cannot occur in it
 
 
 def cost_of(plan: Plan, usage: dict[str, Any] | None = None) -> dict[str, Any]:

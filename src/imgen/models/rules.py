@@ -310,7 +310,7 @@ class Sizes(Rule):
                 return f"use {flag} {best[0]}x{best[1]}"
         shaped = self._closest_shape(parsed) if parsed and all(parsed) else None
         if shaped:
-            return f"use {flag} {shaped} (the closest shape)"
+            return f"use {flag} {shaped} (the closest size)"
         if close:
             return f"use {flag} {close}"
         if self.free and self.examples:
@@ -318,11 +318,19 @@ class Sizes(Rule):
         return "use one of these"
 
     def _closest_shape(self, wanted: tuple[int, int]) -> str | None:
+        """The preset nearest in shape and, among equal shapes, in area: 1000x1000 on dall-e-2 is
+        1024x1024, not 256x256. Both are compared as logs, so twice too big and half too small are
+        equally far, and shape counts double (a square asked for should stay a square)."""
         shapes = [(p, wh) for p, wh in ((p, parse_size(p)) for p in self.presets) if wh]
         if not shapes:
             return None
-        target = math.log(wanted[0] / wanted[1])
-        return min(shapes, key=lambda item: abs(math.log(item[1][0] / item[1][1]) - target))[0]
+        ratio, area = math.log(wanted[0] / wanted[1]), math.log(wanted[0] * wanted[1])
+
+        def distance(item: tuple[str, tuple[int, int]]) -> float:
+            (w, h) = item[1]
+            return 2 * abs(math.log(w / h) - ratio) + abs(math.log(w * h) - area) / 2
+
+        return min(shapes, key=distance)[0]
 
     def all_sizes(self) -> tuple[str, ...]:
         return self.presets + tuple(e for e in self.examples if e not in self.presets)
