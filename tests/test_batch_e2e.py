@@ -119,7 +119,7 @@ def test_concurrency_is_bounded_and_reached(imgen, server, tmp_path):
     assert server.max_in_flight == 3
     assert len(server.api_requests()) == 12 and len(images(tmp_path / "out")) == 12
     assert len(res.lines) == 12 and all(Path(line).exists() for line in res.lines)
-    assert "imgen: batch: 12 saved, 0 failed, 0 skipped in" in res.stderr
+    assert "imgen: batch: 12 images saved by 12 jobs, 0 jobs failed, 0 skipped in" in res.stderr
 
 
 def test_one_429_pauses_the_whole_batch(imgen, server, tmp_path):
@@ -151,7 +151,7 @@ def test_rerun_sends_nothing_and_force_regenerates_in_place(imgen, server, tmp_p
     assert again.returncode == 0, again.stderr
     assert server.requests == []
     assert [d["status"] for d in ndjson(again.stdout)] == ["skipped"] * 5
-    assert "0 saved, 0 failed, 5 skipped" in again.stderr
+    assert "0 images saved by 0 jobs, 0 jobs failed, 5 skipped" in again.stderr
     forced = imgen("generate", "--batch", str(batch), "-o", str(out), "--force")
     assert forced.returncode == 0, forced.stderr
     assert len(server.api_requests()) == 5
@@ -339,7 +339,7 @@ def test_failed_job_gives_partial_and_is_retried_next_time(imgen, server, tmp_pa
     docs = ndjson(res.stdout)
     failed = [d for d in docs if d["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["line"] == 1 and failed[0]["error"]["exit_code"] == 5
-    assert "imgen: error: line 1:" in res.stderr and "1 failed" in res.stderr
+    assert "imgen: error: line 1:" in res.stderr and "1 job failed" in res.stderr
     server.reset()
     again = imgen("generate", "--batch", str(batch), "-o", str(out))
     assert again.returncode == 0, again.stderr

@@ -74,3 +74,34 @@ def test_a_dry_run_with_a_reference_shows_it_short_and_a_curl_that_reads_the_fil
     body = json.loads(sent)
     assert body["prompt"] == "a $HOME `cat` \\n boat"
     assert body["image"] in ([f"data:image/png;base64,{encoded}"], f"data:image/png;base64,{encoded}")
+
+
+def test_a_batch_dry_run_shows_the_file_names_and_the_summary_counts_images(imgen, tmp_path):
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"prompt": "a red fox", "n": 2}\n{"prompt": "a blue jay", "name": "jay"}\n')
+    out = tmp_path / "out"
+    dry = imgen("generate", "-m", "gpt-image-1", "--batch", str(jobs), "-o", str(out), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"{out}/" in dry.stdout and "a-red-fox" in dry.stdout and "-1.png, " in dry.stdout and "-2.png" in dry.stdout
+    assert "jay.png" in dry.stdout and ".*" not in dry.stdout
+    res = imgen("generate", "-m", "gpt-image-1", "--batch", str(jobs), "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "imgen: batch: 3 images saved by 2 jobs, 0 jobs failed, 0 skipped" in res.stderr
+
+
+def test_a_piped_prompt_needs_no_dash(imgen, outdir):
+    res = imgen("generate", "-m", "gpt-image-1", "-o", str(outdir), input="a fox in the snow\n")
+    assert res.returncode == 0, res.stderr
+    assert "a-fox-in-the-snow" in res.lines[0]
+    empty = imgen("generate", "-m", "gpt-image-1", "-o", str(outdir), input="")
+    assert empty.returncode == 2 and "no prompt given" in empty.stderr
+
+
+def test_generate_help_has_examples_defaults_and_exit_codes(imgen):
+    res = imgen("generate", "--help", env={"COLUMNS": "160"})
+    assert res.returncode == 0
+    text = res.stdout
+    assert "Examples:" in text and 'imgen generate "a paper boat at sunrise"' in text
+    assert "[default: (dall-e-3)]" in text and "[default: (1)]" in text and "[default: (300)]" in text
+    assert "--n " not in text and "-n " in text
+    assert "Exit codes: 0 ok, 2 usage" in text and "man imgen" in text

@@ -629,10 +629,16 @@ class Report:
 
     def summary(self, interrupted: bool = False) -> str:
         elapsed = time.monotonic() - self.started_at
-        text = f"{self.count('ok')} saved, {self.count('failed')} failed, {self.count('skipped')} skipped in {elapsed:.1f}s"
+        images = sum(len(r.files) for r in self.results if r.status == "ok")
+        text = (f"{_count(images, 'image')} saved by {_count(self.count('ok'), 'job')}, {_count(self.count('failed'), 'job')} failed, "
+                f"{self.count('skipped')} skipped in {elapsed:.1f}s")
         if interrupted:
             return f"imgen: batch: interrupted: {text}; run the same command again to continue"
         return f"imgen: batch: {text}"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 # --------------------------------------------------------------------------- the command
@@ -707,6 +713,15 @@ def _shard_note(selection: Selection, options: BatchOptions, messages: Messages,
         messages.detail(f"imgen: batch: shard {options.shard[0]}/{options.shard[1]}: {mine} of {total} jobs")
 
 
+def likely_names(job: Job) -> list[str]:
+    """The files a job will write: its stems, with the extension of the format it asks for (the
+    bytes decide in the end; PNG is what every model sends unless told otherwise)."""
+    from ..files.imagetype import EXTENSIONS
+
+    fmt = job.plan.request.fields.get("output_format") or job.plan.request.params.get("output_format") or "png"
+    return [f"{stem}.{EXTENSIONS.get(str(fmt), str(fmt))}" for stem in file_names(job)]
+
+
 def _dry_run(selection: Selection, options: BatchOptions, messages: Messages, total: int) -> int:
     from ..report import emit_lines
 
@@ -723,7 +738,8 @@ def _dry_run(selection: Selection, options: BatchOptions, messages: Messages, to
                 document["cost_usd"] = job.cost
             lines.append(json.dumps(document, ensure_ascii=False))
         else:
-            lines.append(f"line {job.line}: {status:7} {job.plan.request.model}  {job.directory / job.stem}.*  {job.key[:12]}")
+            shown = ", ".join(str(job.directory / name) for name in likely_names(job))
+            lines.append(f"line {job.line}: {status:7} {job.plan.request.model}  {shown}  {job.key[:12]}")
     emit_lines(lines)
     if selection.budget_note:
         messages.warn(f"batch: {selection.budget_note}")

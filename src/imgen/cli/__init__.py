@@ -34,7 +34,8 @@ def root(
     """Generate images from a prompt with OpenAI-compatible image APIs."""
 
 
-app.command("generate", no_args_is_help=False)(generate.generate)
+EXIT_CODES = "Exit codes: 0 ok, 2 usage, 3 config, 4 auth, 5 rejected, 6 rate limit, 7 network, 8 server, 9 bad response, 10 partial; see man imgen."
+app.command("generate", no_args_is_help=False, epilog=EXIT_CODES)(generate.generate)
 app.command("edit", no_args_is_help=False)(edit.edit)
 app.add_typer(models.app, name="models")
 app.add_typer(config.app, name="config")

@@ -32,8 +32,12 @@ def read_prompt(prompt: str | None, prompt_file: Path | None, verb: str = "gener
             raise UsageError("PROMPT is '-' but stdin is a terminal", "pipe the prompt in: " + ("echo 'make it night' | imgen edit photo.png -" if verb == "edit" else "echo 'a cat' | imgen generate -"))
         text = _utf8(sys.stdin.buffer.read(), "the prompt on stdin")
     elif prompt is None:
-        example = 'edit photo.png "make it night"' if verb == "edit" else 'generate "a paper boat at sunrise"'
-        raise UsageError("no prompt given", f"imgen {example} (or - for stdin, or --prompt-file FILE)")
+        # `echo "a cat" | imgen generate`: a prompt piped in needs no "-", as with llm.
+        piped = sys.stdin is not None and not sys.stdin.isatty() and verb == "generate"
+        text = _utf8(sys.stdin.buffer.read(), "the prompt on stdin") if piped else ""
+        if not text.strip():
+            example = 'edit photo.png "make it night"' if verb == "edit" else 'generate "a paper boat at sunrise"'
+            raise UsageError("no prompt given", f"imgen {example} (or pipe it in, or --prompt-file FILE)")
     else:
         text = prompt
         check_utf8(text, "PROMPT")
@@ -63,7 +67,17 @@ def check_utf8(text: str, what: str) -> None:
 
 @o.command(OPTIONS)
 def generate(args: o.Args) -> None:
-    """Generate images from PROMPT and save them; print one path per line."""
+    """Generate images from PROMPT and save them; print one path per line.
+
+    Examples:
+
+    \b
+      imgen generate "a paper boat at sunrise"
+      imgen generate -m gpt-image-1 -s 1536x1024 -Q high -n 2 -o renders/ "a lighthouse"
+      echo "a fox in the snow" | imgen generate -m placeholder
+      imgen generate -m flux-pro-1.1 --aspect 16:9 --preview "a misty valley"
+      imgen generate --batch prompts.jsonl -o assets/ -j 4 --max-cost 5
+    """
     from ..report import Messages
 
     messages = Messages(quiet=args.quiet, verbose=args.verbose, debug=args.debug or debug_enabled())

@@ -9,6 +9,7 @@ an API's new options are records in a panel here, not parameters of a longer fun
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +42,17 @@ class Opt:
 
 def option(name: str, type_: Any, *decls: str, panel: str, default: Any = None, field: str | None = None,
            to_field: Callable[[Any], Any] | None = None, setting: str | None = None, **kw: Any) -> Opt:
+    stated = _STATED_DEFAULT.search(kw.get("help", ""))
+    if stated:
+        # The default a setting falls back to, not the None the flag holds: shown by Typer itself
+        # (as help text, Rich would read "[default: ...]" as markup and drop it).
+        kw["help"], kw["show_default"] = kw["help"][: stated.start()], stated.group(1)
     if default is None:
         kw.setdefault("show_default", False)
     return Opt(name, Annotated[type_, typer.Option(*decls, rich_help_panel=panel, **kw)], default, field, to_field, setting)
+
+
+_STATED_DEFAULT = re.compile(r"\s*\[default: ([^\]]+)\]$")
 
 
 def parse_size_limit(raw: str, flag: str = "--max-download") -> int:
@@ -68,7 +77,7 @@ GENERATION = (
     PROMPT_FILE,
     option("model", str | None, "--model", "-m", help="Model id (imgen models lists them). [default: dall-e-3]", panel=GEN,
            autocompletion=complete.model_ids, setting="model"),
-    option("n", int | None, "-n", "--n", help="Number of images.", panel=GEN, field="n"),
+    option("n", int | None, "-n", help="Number of images. [default: 1]", panel=GEN, field="n", metavar="N"),
     option("size", str | None, "--size", "-s", help="Image size, e.g. 1024x1024, or 1K|2K|4K (Gemini; a scale with --aspect).", panel=GEN,
            autocompletion=complete.sizes, field="size"),
     option("aspect", str | None, "--aspect", "-a", help="Shape W:H, e.g. 16:9: mapped to each model's ratio or size.", panel=GEN,

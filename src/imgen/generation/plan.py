@@ -133,7 +133,7 @@ def prepare(
     if request.edit and settings.source("name") == "default":
         template = names.EDIT_TEMPLATE
     notes = []
-    if "{ext}" not in template and Path(template).suffix.lower().lstrip(".") not in (*imagetype.EXTENSIONS.values(), "jpeg"):
+    if template.strip() and "{ext}" not in template and Path(template).suffix.lower().lstrip(".") not in (*imagetype.EXTENSIONS.values(), "jpeg"):
         # The format is known only from the bytes: a name without it would be a file nothing opens.
         notes.append(f"--name {template!r} has no {{ext}}; .{{ext}} was added (the extension comes from the image's bytes)")
         template += ".{ext}"
