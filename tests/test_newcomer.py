@@ -105,3 +105,24 @@ def test_generate_help_has_examples_defaults_and_exit_codes(imgen):
     assert "[default: (dall-e-3)]" in text and "[default: (1)]" in text and "[default: (300)]" in text
     assert "--n " not in text and "-n " in text
     assert "Exit codes: 0 ok, 2 usage" in text and "man imgen" in text
+
+
+def test_revised_prompt_with_v(imgen, outdir):
+    res = imgen("generate", "-m", "dall-e-3", "-o", str(outdir), "-v", "a lighthouse")
+    assert res.returncode == 0, res.stderr
+    assert "revised prompt:" in res.stderr
+    quiet = imgen("generate", "-m", "dall-e-3", "-o", str(outdir), "a lighthouse")
+    assert "revised prompt:" not in quiet.stderr and "imgen: cost:" not in quiet.stderr  # a pipe: no cost line
+
+
+def test_completion_offers_the_values_of_the_model_typed_so_far():
+    from test_completions import complete_bash
+
+    assert complete_bash("imgen", "generate", "-m", "dall-e-3", "-Q", "") == ["standard", "hd"]
+    assert set(complete_bash("imgen", "generate", "-m", "gpt-image-1", "--quality", "")) == {"low", "medium", "high", "auto"}
+    assert complete_bash("imgen", "generate", "-m", "dall-e-3", "--style", "") == ["vivid", "natural"]
+    assert set(complete_bash("imgen", "generate", "-m", "gpt-image-1", "--background", "")) == {"transparent", "opaque", "auto"}
+    assert "webp" in complete_bash("imgen", "generate", "-m", "gpt-image-1", "--output-format", "")
+    assert complete_bash("imgen", "generate", "-m", "dall-e-3", "--style", "v") == ["vivid"]
+    assert "16:9" in complete_bash("imgen", "generate", "-m", "gemini-3-pro-image-preview", "--aspect", "")
+    assert complete_bash("imgen", "generate", "-m", "no-such-model", "-Q", "") == []

@@ -127,3 +127,12 @@ def test_an_edit_shows_its_upload(server, tmp_path):
     assert "EXIT=0" in screen, screen
     # The bar stays (at 100%) until the answer comes, so the server's latency keeps it on screen.
     assert sorted(seen) == ["generating with gpt-image-1", "uploading 1 image"], screen
+
+
+def test_the_cost_of_a_run_is_the_last_line_on_a_terminal(server, tmp_path):
+    out = tmp_path / "out"
+    env = _env(server, tmp_path, IMGEN_CACHE_DIR=str(tmp_path / "cache"), IMGEN_DATA_DIR=str(tmp_path / "data"))
+    both = f"{IMGEN} models --remote > /dev/null && {IMGEN} generate 'a boat' -o {out}"  # the price list, then a run
+    seen, screen = _tmux_run(f"sh -c {shlex.quote(both)}", env, 20, ["imgen: cost:"])
+    assert "EXIT=0" in screen, screen
+    assert "imgen: cost: ~$0." in screen, screen

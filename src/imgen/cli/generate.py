@@ -239,7 +239,11 @@ def _report(outcome, messages, json_out: bool, *, events: bool = False) -> None:
         messages.error(failed.error)
     for note in changes(outcome):
         messages.info(f"imgen: note: {note}")
+    for saved in outcome.saved:
+        if saved.item.revised_prompt:  # dall-e-3 rewrites prompts: what it drew is worth knowing
+            messages.detail(f"imgen: image {saved.item.index + 1}: revised prompt: {saved.item.revised_prompt}")
     say_buttons(outcome, messages)
+    say_cost(outcome, messages)
     if events:
         _ndjson_line({"event": "done", **pipeline.outcome_document(outcome)})
     elif json_out:
@@ -247,6 +251,20 @@ def _report(outcome, messages, json_out: bool, *, events: bool = False) -> None:
     else:
         emit_lines([str(s.image.path) for s in outcome.saved if s.image.path is not None] + [i.url for i in outcome.urls])
     messages.detail(f"done in {outcome.elapsed:.2f}s: {len(outcome.saved)} saved, {len(outcome.failed)} failed")
+
+
+def say_cost(outcome, messages) -> None:  # noqa: ANN001
+    """What the run cost, when known, as the last line on a terminal (scripts read --json or imgen cost)."""
+    from ..report import progress_allowed
+
+    if not outcome.saved or not progress_allowed(messages.stream):
+        return
+    from ..generation.plan import cost_of
+
+    price = cost_of(outcome.plan, outcome.response.usage)
+    if price["usd"] is not None:
+        mark = "" if price.get("basis") == "billed" else "~"
+        messages.info(f"imgen: cost: {mark}${price['usd']:.4f} ({price['note']})")
 
 
 def changes(outcome) -> list[str]:  # noqa: ANN001
