@@ -260,7 +260,7 @@ def test_usage_is_summed_with_its_details():
 
 def test_update_lines():
     assert Update("partial", 1, 1, 49254, partial=2, partials=3).describe() == "partial 2/3 of image 1: 48.1 KiB"
-    assert Update("completed", 2, 3, 3 * 1024 * 1024).describe() == "image 2/3 completed: 3.0 MiB"
+    assert Update("completed", 2, 3, 3 * 1024 * 1024).describe() == "image 2/3 completed: 3 MiB"
     line = Update("partial", 1, 1, 10, partial=1).to_dict()
     assert line == {"event": "partial_image", "image": 1, "partial": 1, "bytes": 10}
 

@@ -103,10 +103,10 @@ def test_a_task_shows_its_state_percent_and_time_beside_the_spinner(server, tmp_
         f"{IMGEN} generate -m midjourney 'a fox' -o {out}",
         _env(server, tmp_path, IMGEN_POLL_INTERVAL="0.1", IMGEN_STATE_DIR=str(tmp_path / "state")),
         20,
-        ["generating with midjourney: task", "IN_PROGRESS"],
+        ["generating with midjourney… task", "IN_PROGRESS"],
     )
     assert "EXIT=0" in screen, screen
-    assert seen == ["generating with midjourney: task", "IN_PROGRESS"], screen
+    assert seen == ["generating with midjourney… task", "IN_PROGRESS"], screen
     assert "IN_PROGRESS" not in screen and "submitted" in screen  # the id stays on screen, the progress goes
 
 
@@ -136,3 +136,16 @@ def test_the_cost_of_a_run_is_the_last_line_on_a_terminal(server, tmp_path):
     seen, screen = _tmux_run(f"sh -c {shlex.quote(both)}", env, 20, ["imgen: cost:"])
     assert "EXIT=0" in screen, screen
     assert "imgen: cost: ~$0." in screen, screen
+
+
+def test_the_wait_for_the_api_shows_the_time_it_takes_not_a_stalled_download(server, tmp_path):
+    server.latency = 2.5
+    seen, screen = _tmux_run(
+        f"{IMGEN} generate 'a slow boat' -m gpt-image-1 -o {tmp_path / 'out'}",
+        _env(server, tmp_path),
+        20,
+        ["generating with gpt-image-1… 1s", "generating with gpt-image-1… 2s", "0/?", "bytes"],
+    )
+    assert "EXIT=0" in screen, screen
+    assert "generating with gpt-image-1… 1s" in seen and "generating with gpt-image-1… 2s" in seen, seen
+    assert "0/?" not in seen and "bytes" not in seen

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from .errors import ImgenError
 from .redact import scrub, scrubbed
+from .units import human_size
 
 
 def progress_allowed(stream: IO[str] | None = None, environ: Mapping[str, str] | None = None) -> bool:
@@ -112,15 +113,27 @@ class RichProgress:
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TransferSpeedColumn
+        from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, TextColumn
+        from rich.text import Text
+
+        class Amount(ProgressColumn):
+            """Bytes and speed in binary units, as every other size imgen prints; while nothing has
+            arrived (the API still generating), the time it has taken instead of a stalled 0/?."""
+
+            def render(self, task):  # noqa: ANN001, ANN202
+                if not task.completed:
+                    return Text(f"{task.elapsed or 0:.0f}s", style="progress.elapsed")
+                done = human_size(int(task.completed))
+                total = f"/{human_size(int(task.total))}" if task.total else ""
+                speed = f" {human_size(int(task.speed))}/s" if task.speed else ""
+                return Text(f"{done}{total}{speed}", style="progress.download")
 
         self.console = Console(stderr=True)
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
+            Amount(),  # beside the description: "generating with gpt-image-1… 12s"
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
             console=self.console,
             transient=True,
         )
@@ -129,7 +142,7 @@ class RichProgress:
 
     @contextmanager
     def waiting(self, text: str) -> Iterator[None]:
-        task = self.progress.add_task(text, total=None)
+        task = self.progress.add_task(f"{text}…", total=None)
         self._waiting.append((task, text))
         try:
             yield
@@ -141,7 +154,7 @@ class RichProgress:
         """What the API says it is doing (a task's state), beside the spinner that waits for it."""
         if self._waiting:
             task, first = self._waiting[-1]
-            self.progress.update(task, description=f"{first}: {text}")
+            self.progress.update(task, description=f"{first}… {text}")
 
     def task(self, description: str, total: int | None = None) -> Any:
         progress = self.progress

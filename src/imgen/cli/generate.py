@@ -360,7 +360,7 @@ def _abbreviated(value: Any) -> Any:
     if isinstance(value, list):
         return [_abbreviated(v) for v in value]
     if isinstance(value, str) and len(value) > 200 and " " not in value:
-        from ..files.writer import human_size
+        from ..units import human_size
 
         head, _, payload = value.partition(",") if value.startswith("data:") else ("", "", value)
         shown = f"{head}," if head else ""

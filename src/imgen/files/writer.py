@@ -30,6 +30,7 @@ except ImportError:  # Windows: no locks to tell a live file from a leftover, so
 
 from ..errors import BadResponse, DownloadError, ImgenError, Interrupted, UsageError
 from ..results import SavedImage
+from ..units import human_size
 from . import imagetype
 
 B64_CHUNK = 4 * 1024 * 1024  # characters decoded at a time: a multiple of 4
@@ -105,14 +106,6 @@ class WriteError(ImgenError):
 
 class IncompleteImage(DownloadError):
     """The bytes stop before the image does: a cut transfer, worth another try."""
-
-
-def human_size(n: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale:
-            value = n / scale
-            return f"{value:.0f} {unit}" if value == int(value) or value >= 100 else f"{value:.1f} {unit}"
-    return f"{n} bytes"
 
 
 @dataclass

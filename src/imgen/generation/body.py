@@ -7,9 +7,10 @@ from typing import Any
 
 from ..errors import BadResponse, NetworkError
 from ..files import b64split
-from ..files.writer import ImageWriter, human_size
+from ..files.writer import ImageWriter
 from ..results import GenerationResponse
 from ..transport import answer
+from ..units import human_size
 
 SMALL_BODY = 4 * 1024 * 1024
 MAX_TEXT = 16 * 1024 * 1024  # an answer without its base64 images: URLs, revised prompts, usage; a few KiB

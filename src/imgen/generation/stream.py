@@ -32,11 +32,12 @@ from typing import Any
 from .. import faults, jsontext
 from ..errors import BadResponse, ImgenError
 from ..files import imagetype, names
-from ..files.writer import ImageWriter, human_size, iter_b64, write_all
+from ..files.writer import ImageWriter, iter_b64, write_all
 from ..files.writer import Session as SaveSession
 from ..results import Failed, GenerationResponse, ImageResult, Saved, SavedImage
 from ..transport import answer
 from ..transport.sse import Event, EventTooLarge, SSEDecoder
+from ..units import human_size
 from .outcome import Outcome
 from .plan import Plan
 from .provenance import Keeper
@@ -88,22 +89,14 @@ class Update:
         of_images = f"{self.image}/{self.images}" if self.images > 1 else f"{self.image}"
         if self.kind == "partial":
             count = f"{self.partial}/{self.partials}" if self.partials else f"{self.partial}"
-            text = f"partial {count} of image {of_images}: {human_bytes(self.bytes)}"
+            text = f"partial {count} of image {of_images}: {human_size(self.bytes)}"
         else:
-            text = f"image {of_images} completed: {human_bytes(self.bytes)}"
+            text = f"image {of_images} completed: {human_size(self.bytes)}"
         if self.error is not None:
             return f"{text}, not saved: {self.error.message}"
         if self.path is not None:
             return f"{text} -> {self.path}"
         return text
-
-
-def human_bytes(count: int) -> str:
-    if count < 1024:
-        return f"{count} B"
-    if count < 1024 * 1024:
-        return f"{count / 1024:.1f} KiB"
-    return f"{count / (1024 * 1024):.1f} MiB"
 
 
 def event_error(

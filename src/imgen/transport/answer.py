@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import BadResponse, NetworkError
+from ..units import human_size
 
 DEFAULT_MAX_ANSWER = 256 * 1024 * 1024  # several 4K images as base64, with room to spare
 ERROR_BODY_LIMIT = 1024 * 1024  # an error's JSON is a few hundred bytes; the rest is not worth reading
@@ -32,15 +33,9 @@ class CallTooLong(NetworkError):
     """The call as a whole ran past --max-time."""
 
 
-def human(n: int) -> str:
-    from ..files.writer import human_size
-
-    return human_size(n)
-
-
 def too_large(limit: int, what: str = "the API's answer") -> AnswerTooLarge:
     return AnswerTooLarge(
-        f"{what} is larger than the {human(limit)} limit (--max-answer); it was not read further and nothing of it was saved",
+        f"{what} is larger than the {human_size(limit)} limit (--max-answer); it was not read further and nothing of it was saved",
         "raise --max-answer (e.g. --max-answer 1G) if the API's answers are really that large",
     )
 
