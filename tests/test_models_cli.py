@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import termios
 
 import pytest
+from rich.cells import cell_len
 from typer.testing import CliRunner
 
+from conftest import IMGEN
 from fakeserver import FakeServer
 from imgen.cli import app
+from imgen.cli.models import LOCAL_COLUMNS, REMOTE_COLUMNS
+from imgen.cli.table import Column, fit
 from imgen.errors import ExitCode
 from imgen.models import capabilities, catalog
 
@@ -75,7 +87,7 @@ def test_piped_listing_is_plain_data_whatever_forces_colour(imgen, fake, monkeyp
         assert "\x1b" not in result.stdout
         assert len(lines) == 2 + count
         assert all(line == line.rstrip() for line in lines)
-        assert lines[0].split()[:2] == ["model", "api" if not args else "provider"]
+        assert lines[0].split()[:2] == ["model", "dialect" if not args else "provider"]
 
 
 @pytest.mark.parametrize("args", [("--json",), ("list", "--json"), ("--json", "list")])
@@ -242,3 +254,155 @@ def test_catalog_text_cannot_split_a_row_or_reach_the_terminal():
     from imgen.cli.table import plain as _plain
 
     assert _plain("flux\n  pro\x1b[31m\tx") == "flux pro [31m x"
+
+
+# ----------------------------------------------------------------- on a terminal: nothing breaks an id
+
+WIDTHS = (80, 100, 120, 200)
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def on_terminal(args: tuple[str, ...], width: int) -> tuple[list[str], str]:
+    """Run the installed imgen with stdout on a pseudo-terminal `width` columns wide: its lines
+    (escape codes dropped) and its stderr."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, width, 0, 0))
+    env = {**os.environ, "COLUMNS": str(width), "TERM": "xterm-256color"}
+    proc = subprocess.Popen([IMGEN, "models", *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE, env=env)
+    os.close(slave)
+    out = bytearray()
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 60)
+            if not ready:
+                proc.kill()
+                pytest.fail(f"imgen models {' '.join(args)} wrote nothing for a minute")
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child has closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    return ANSI.sub("", out.decode()).replace("\r", "").splitlines(), err.decode()
+
+
+def piped(args: tuple[str, ...], width: int) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": str(width)}
+    return subprocess.run([IMGEN, "models", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, check=True)
+
+
+def plain_table(stdout: str) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of a piped table: its cells never hold two spaces running."""
+    lines = stdout.splitlines()
+    return header_cells(lines[0]), [re.split(r"  +", line) for line in lines[2:]]
+
+
+def header_cells(line: str) -> list[str]:
+    return re.split(r"  +", line.strip())
+
+
+def listing_args(kind: str, wide: bool, fake: FakeServer) -> tuple[str, ...]:
+    remote = ("--remote", "--base-url", fake.base_url) if kind == "remote" else ()
+    return (*remote, *(("--wide",) if wide else ()))
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["narrow", "wide"])
+@pytest.mark.parametrize("kind", ["local", "remote"])
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_terminal_table_never_breaks_an_id_a_price_or_a_word(fake, width, kind, wide):
+    args = listing_args(kind, wide, fake)
+    headers, records = plain_table(piped(args, width).stdout)  # what the table holds, every column
+    lines, stderr = on_terminal(args, width)
+    columns = {c.header: c for c in (LOCAL_COLUMNS if kind == "local" else REMOTE_COLUMNS)}
+    shown = header_cells(lines[0])
+    assert shown == [h for h in headers if h in shown]
+    assert shown == headers if wide else {h for h in headers if columns[h].rank is None} <= set(shown)
+    for record in records:
+        for header, cell in zip(headers, record):
+            if header not in shown:
+                continue
+            if columns[header].whole:  # ids, prices: the whole cell on one line
+                assert any(cell in line for line in lines), (header, cell, lines)
+            for word in cell.split():  # anything else wraps between its words only
+                assert any(word in line.split() for line in lines), (header, word, lines)
+    if not wide:
+        assert max(map(cell_len, lines)) <= width, lines
+    hidden = [h for h in headers if h not in shown]
+    if hidden:
+        assert stderr.splitlines()[-1] == (
+            f"imgen: note: {len(hidden)} column{'s' if len(hidden) > 1 else ''} hidden at {width} columns "
+            f"({', '.join(hidden)}); --wide shows all"
+        )
+    else:
+        assert "hidden" not in stderr
+    assert not any("imgen:" in line for line in lines)  # notes stay off stdout
+
+
+def test_eighty_columns_hide_the_least_needed_columns(fake):
+    lines, stderr = on_terminal((), 80)
+    assert header_cells(lines[0]) == ["model", "dialect", "sizes", "n", "features"]
+    assert "(provider, aspect, also matches); --wide shows all" in stderr
+    remote, _ = on_terminal(("--remote", "--base-url", fake.base_url), 80)
+    assert header_cells(remote[0]) == ["model", "features", "price"]
+
+
+@pytest.mark.parametrize("kind", ["local", "remote"])
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_pipe_gets_one_record_a_line_and_every_column(fake, width, kind):
+    for wide in (False, True):
+        result = piped(listing_args(kind, wide, fake), width)
+        headers, records = plain_table(result.stdout)
+        columns = LOCAL_COLUMNS if kind == "local" else REMOTE_COLUMNS
+        assert headers == [c.header for c in columns]
+        count = len(capabilities.all_specs()) if kind == "local" else sum(e["model_type"] == "image" for e in fake.catalog)
+        assert len(records) == count and all(len(r) == len(headers) for r in records)
+        assert "\x1b" not in result.stdout and "hidden" not in result.stderr
+
+
+def test_models_list_takes_wide_either_side(fake):
+    for args in (("--wide", "list"), ("list", "--wide")):
+        lines, stderr = on_terminal(args, 80)
+        assert header_cells(lines[0]) == [c.header for c in LOCAL_COLUMNS]
+        assert "hidden" not in stderr
+
+
+# ----------------------------------------------------------------- fitting columns to a width
+
+
+def test_fit_keeps_every_word_whole_and_the_important_columns_first():
+    columns = [Column("id", whole=True), Column("notes", rank=1), Column("tiny", rank=3), Column("wide", rank=2)]
+    rows = [["a-long-model-id", "some words here", "x", "a-word-of-twenty-chr"]]
+    layout = fit(columns, rows, 40)
+    assert layout.shown == [0, 1, 2] and layout.hidden == ["wide"]  # "tiny" still fits where "wide" cannot
+    assert layout.widths[0] == len("a-long-model-id") and layout.total <= 40
+    assert fit(columns, rows, 30).shown == [0, 1, 2]
+    assert fit(columns, rows, 10).shown == [0]  # an id wider than the terminal: shown whole, nothing else
+    assert fit(columns, rows, 10).widths == [15]
+    assert fit(columns, rows, 10, wide=True).shown == [0, 1, 2, 3]
+
+
+def test_fit_gives_spare_room_to_the_column_nearest_one_line():
+    columns = [Column("id", whole=True), Column("a", rank=1), Column("b", rank=1)]
+    rows = [["model-x", "one two three four five six", "x y"]]
+    layout = fit(columns, rows, 7 + 2 + 5 + 2 + 3)
+    assert layout.widths == [7, 5, 3]  # "x y" on one line; the long text at its longest word
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_fitted_table_fits_and_ids_keep_their_width(width):
+    from imgen.cli import models
+
+    specs = list(capabilities.all_specs())
+    rows = [[s.id, s.dialect, s.provider, models._sizes_cell(s), models._aspect_cell(s), models._n_cell(s),
+             ", ".join(s.features), s.family_label or "-"] for s in specs]
+    layout = fit(LOCAL_COLUMNS, rows, width)
+    assert layout.total <= width
+    for i, w in zip(layout.shown, layout.widths):
+        cells = [LOCAL_COLUMNS[i].header, *(r[i] for r in rows)]
+        longest = max(map(len, cells)) if LOCAL_COLUMNS[i].whole else max(len(word) for c in cells for word in c.split())
+        assert w >= longest

@@ -11,7 +11,7 @@ import typer
 from ..errors import UsageError
 from . import complete
 from .common import JsonOption, ProfileOption, handle_errors
-from .table import render_table
+from .table import Column, render_table
 
 app = typer.Typer(
     help="Show what each model accepts and costs.",
@@ -29,6 +29,10 @@ BaseUrlOption = Annotated[
     str | None,
     typer.Option("--base-url", help="Read the catalog from this server (implies --remote). [default: the profile's]", show_default=False),
 ]
+WideOption = Annotated[
+    bool,
+    typer.Option("--wide", help="Show every column, even those a narrow terminal hides (a pipe always gets every column)."),
+]
 ApiOption = Annotated[
     str | None,
     typer.Option("--api", help="Which record when an id exists for several APIs: openai, gemini, bria, midjourney, flux, envelope, placeholder.", show_default=False),
@@ -43,9 +47,10 @@ def main(
     json_out: JsonOption = False,
     profile: ProfileOption = None,
     base_url: BaseUrlOption = None,
+    wide: WideOption = False,
 ) -> None:
     """List the models imgen checks (default), or with --remote the gateway's image models."""
-    ctx.obj = {"remote": remote, "refresh": refresh, "json_out": json_out, "profile": profile, "base_url": base_url}
+    ctx.obj = {"remote": remote, "refresh": refresh, "json_out": json_out, "profile": profile, "base_url": base_url, "wide": wide}
     if ctx.invoked_subcommand is None:
         _list(**ctx.obj)
 
@@ -58,6 +63,7 @@ def list_models(
     json_out: JsonOption = False,
     profile: ProfileOption = None,
     base_url: BaseUrlOption = None,
+    wide: WideOption = False,
 ) -> None:
     """List the models imgen checks; -P NAME keeps those that profile's API serves."""
     # `imgen models --json list` must mean the same as `imgen models list --json`.
@@ -68,6 +74,7 @@ def list_models(
         json_out=json_out or outer.get("json_out", False),
         profile=profile or outer.get("profile"),
         base_url=base_url or outer.get("base_url"),
+        wide=wide or outer.get("wide", False),
     )
 
 
@@ -104,10 +111,10 @@ def show(
             _render_spec(spec, model, others)
 
 
-def _list(*, remote: bool, refresh: bool, json_out: bool, profile: str | None, base_url: str | None) -> None:
+def _list(*, remote: bool, refresh: bool, json_out: bool, profile: str | None, base_url: str | None, wide: bool) -> None:
     with handle_errors() as messages:
         if remote or refresh or base_url:
-            _remote(messages, refresh=refresh, json_out=json_out, profile=profile, base_url=base_url)
+            _remote(messages, refresh=refresh, json_out=json_out, profile=profile, base_url=base_url, wide=wide)
             return
         from ..config.settings import load_user_models
         from ..models import capabilities
@@ -124,17 +131,15 @@ def _list(*, remote: bool, refresh: bool, json_out: bool, profile: str | None, b
 
             emit_json({"models": [_spec_document(s) for s in specs]})
         else:
-            render_table(
-                ["model", "api", "provider", "sizes", "aspect", "n", "features", "also matches"],
-                [
-                    [s.id, s.dialect, s.provider + (" (your config)" if s.user else ""), _sizes_cell(s), _aspect_cell(s), _n_cell(s),
-                     ", ".join(s.features), s.family_label or "-"]
-                    for s in specs
-                ],
-            )
+            rows = [
+                [s.id, s.dialect, s.provider + (" (your config)" if s.user else ""), _sizes_cell(s), _aspect_cell(s), _n_cell(s),
+                 ", ".join(s.features), s.family_label or "-"]
+                for s in specs
+            ]
+            _note_hidden(messages, render_table(LOCAL_COLUMNS, rows, wide=wide))
 
 
-def _remote(messages: Any, *, refresh: bool, json_out: bool, profile: str | None, base_url: str | None) -> None:
+def _remote(messages: Any, *, refresh: bool, json_out: bool, profile: str | None, base_url: str | None, wide: bool) -> None:
     from ..config.settings import resolve
     from ..models import capabilities, catalog
 
@@ -172,12 +177,45 @@ def _remote(messages: Any, *, refresh: bool, json_out: bool, profile: str | None
          _endpoints_cell(e), _checked_cell(e.id, checked[e.id])]
         for e in entries
     ]
-    render_table(["model", "provider", "features", "price", "endpoints", "checked"], rows)
+    hidden = render_table(REMOTE_COLUMNS, rows, wide=wide)
     origin = f"cached {catalog.describe_age(found.age())} ago" if found.from_cache else "fetched now"
     messages.info(f"{len(entries)} image models from {found.base_url} ({origin}); checked = imgen knows its rules")
+    _note_hidden(messages, hidden)
 
 
 # --------------------------------------------------------------------------- rendering
+
+# A narrow terminal shows the unranked columns, then of the ranked ones those that still fit, rank 1
+# first; --wide shows them all. "dialect" is the wire format imgen speaks to the model (what a
+# profile's `api` forces), the name its --json key has always had.
+LOCAL_COLUMNS = [
+    Column("model", whole=True),
+    Column("dialect", whole=True),
+    Column("provider", rank=4),
+    Column("sizes", rank=1),
+    Column("aspect", rank=3),
+    Column("n", whole=True),
+    Column("features", rank=2),
+    Column("also matches", rank=5),
+]
+REMOTE_COLUMNS = [
+    Column("model", whole=True),
+    Column("provider", rank=3),
+    Column("features", rank=1),
+    Column("price", whole=True),
+    Column("endpoints", rank=4),
+    Column("checked", rank=2),
+]
+
+
+def _note_hidden(messages: Any, hidden: list[str]) -> None:
+    # On stderr: stdout holds only the table, and the reader should know the table is not all.
+    if hidden:
+        from rich.console import Console
+
+        width = Console(file=sys.stdout).width
+        count = f"{len(hidden)} column{'s' if len(hidden) > 1 else ''}"
+        messages.info(f"imgen: note: {count} hidden at {width} columns ({', '.join(hidden)}); --wide shows all")
 
 
 def _sizes_cell(spec: Any) -> str:
@@ -268,7 +306,7 @@ def _render_spec(spec: Any, requested: str, other_dialects: list[str]) -> None:
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def _edit_lines(spec) -> list[str]:  # noqa: ANN001
+def _edit_lines(spec: Any) -> list[str]:
     from ..request import flag_for
 
     edit = spec.edit
