@@ -237,7 +237,7 @@ def test_set_local_then_use_it_is_what_resolve_sees(imgen, cfg):
 
 def test_use_an_unknown_profile_lists_the_known_ones(imgen, cfg):
     result = imgen("config", "use", "nope")
-    assert result.exit_code == 3 and "no such profile" in result.stderr and "cometapi" in result.stderr
+    assert result.exit_code == 2 and "no such profile" in result.stderr and "cometapi" in result.stderr
     assert not cfg.config.exists()
 
 
@@ -282,7 +282,7 @@ def test_key_set_for_a_profile_and_remove(imgen, cfg):
 def test_key_set_refuses_empty_input_and_unknown_profiles(imgen, cfg):
     assert imgen("config", "key", "set", input="\n").exit_code == 2
     result = imgen("config", "key", "set", "-P", "nope", input=CANARY)
-    assert result.exit_code == 3 and "no such profile" in result.stderr
+    assert result.exit_code == 2 and "no such profile" in result.stderr
     assert not cfg.creds.exists()
 
 

@@ -108,9 +108,10 @@ def test_list_for_a_profile_keeps_its_api(imgen):
     assert [m["id"] for m in json.loads(offline.stdout)["models"]] == ["placeholder"]
 
 
-def test_list_for_an_unknown_profile_is_a_config_error(imgen):
+def test_list_for_an_unknown_profile_is_a_usage_error(imgen):
+    # -P NAME is typed on the command line: a name that is no profile is a usage error (exit 2).
     result = imgen("-P", "no-such-profile")
-    assert result.exit_code == ExitCode.CONFIG
+    assert result.exit_code == ExitCode.USAGE
     assert result.stderr.startswith("imgen: error: ") and result.stdout == ""
 
 

@@ -136,17 +136,20 @@ def test_profile_choice_flag_then_env_then_file_then_builtin(cfg, monkeypatch):
     assert s.profile == "local" and s.source("profile") == "flag --profile"
 
 
-@pytest.mark.parametrize("how", ["flag", "env", "file"])
-def test_unknown_profile_is_a_config_error_listing_the_known_ones(cfg, monkeypatch, how):
+# A name typed now (--profile, IMGEN_PROFILE) is a usage error, like a mistyped flag; the file's
+# default_profile is a configuration error.
+@pytest.mark.parametrize(("how", "error", "code"), [("flag", UsageError, ExitCode.USAGE), ("env", UsageError, ExitCode.USAGE),
+                                                    ("file", ConfigError, ExitCode.CONFIG)])
+def test_unknown_profile_is_an_error_listing_the_known_ones(cfg, monkeypatch, how, error, code):
     write(cfg.config, '[profiles.local]\nmodel = "m"\n' if how != "file" else 'default_profile = "nope"\n[profiles.local]\nmodel = "m"\n')
     flags = {}
     if how == "flag":
         flags = {"profile": "nope"}
     elif how == "env":
         monkeypatch.setenv("IMGEN_PROFILE", "nope")
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(error) as info:
         st.resolve(flags)
-    assert info.value.exit_code == ExitCode.CONFIG
+    assert info.value.exit_code == code
     assert "nope" in info.value.message and "no such profile" in info.value.message
     for name in ("cometapi", "dianming", "local", "offline", "openai"):
         assert name in info.value.hint
@@ -551,7 +554,7 @@ def test_set_refuses_unusable_profile_names(cfg, name):
 def test_use_requires_an_existing_profile(cfg):
     config_edit.use_profile("offline")
     assert tomllib.loads(cfg.config.read_text()) == {"default_profile": "offline"}
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(UsageError) as info:  # the name was typed on the command line
         config_edit.use_profile("nope")
     assert "offline" in info.value.hint
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 
-from .errors import ImgenError
+from .errors import ExitCode, ImgenError
 from .redact import scrub, scrubbed
 from .units import human_size
 
@@ -190,6 +190,64 @@ def emit_json(document: Any, stream: IO[str] | None = None) -> None:
     stream = stream or sys.stdout
     stream.write(json.dumps(scrubbed(document), ensure_ascii=False, indent=2) + "\n")
     stream.flush()
+
+
+def error_document(error: ImgenError) -> dict[str, Any]:
+    """What `--json` prints on stdout when a command fails, whatever the failure:
+
+        {
+          "ok": false,
+          "error": {
+            "type": "auth",              # the kind of failure: the exit code's name, snake_case (usage,
+                                         # config, auth, rejected, rate_limit, network, server,
+                                         # bad_response, interrupted, internal)
+            "code": "invalid_api_key",   # the API's own error code when it sent one, else the type
+            "message": "...",            # what happened (the line after `imgen: error:` on stderr)
+            "hint": "...",               # what to do next, or null
+            "exit_code": 4,              # the process's exit status
+            "status": 401,               # the HTTP status, or null when no answer came
+            "request_id": "req_..."      # the API's request id, or null
+          }
+        }
+
+    The same error is also written to stderr as text. A run that saved some images and lost
+    others is not a failure of this kind: its own --json document lists both (exit code 10).
+    """
+    kind = _error_type(error)
+    return {
+        "ok": False,
+        "error": {
+            "type": kind,
+            "code": error.code or kind,
+            "message": error.message,
+            "hint": error.hint,
+            "exit_code": int(error.exit_code),
+            "status": error.status,
+            "request_id": error.request_id,
+        },
+    }
+
+
+def _error_type(error: ImgenError) -> str:
+    # Named after the exit code, not the class: a subclass (DownloadError) is still a bad_response.
+    try:
+        return ExitCode(error.exit_code).name.lower()
+    except ValueError:
+        return "internal"
+
+
+def emit_error(error: ImgenError, *, one_line: bool = False, stream: IO[str] | None = None) -> None:
+    """The error document on stdout; `one_line` where stdout is JSON Lines (a batch, --ndjson)."""
+    stream = stream or sys.stdout
+    document = error_document(error)
+    try:
+        if one_line:
+            stream.write(json.dumps(scrubbed(document), ensure_ascii=False) + "\n")
+            stream.flush()
+        else:
+            emit_json(document, stream)
+    except (BrokenPipeError, ValueError):
+        pass  # nobody reads stdout any more (or it is closed): stderr already has the error
 
 
 def emit_lines(lines: list[str], stream: IO[str] | None = None) -> None:

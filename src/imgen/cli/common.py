@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from ..errors import ExitCode, ImgenError
+from ..errors import ExitCode, ImgenError, Interrupted
 from ..report import Messages
 from . import complete
+from .clicklib import get_current_context
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,19 +45,61 @@ def debug_enabled() -> bool:
     return os.environ.get("IMGEN_DEBUG", "") not in ("", "0")
 
 
+# How stdout carries JSON when a command fails: one indented document, or one line of a JSON
+# Lines stream (a batch, --ndjson), or nothing because the stream reports its own end (--events).
+DOCUMENT, LINE = "document", "line"
+
+
+def json_mode(argv: Sequence[str] | None = None) -> str | None:
+    """Whether the failing command was asked for JSON, read from the parsed command line (the
+    command and its groups: `imgen models --json show X`); from `argv` when parsing itself failed."""
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return _json_mode_of_argv(sys.argv[1:] if argv is None else argv)
+    given: set[str] = set()
+    while ctx is not None:
+        for param in ctx.command.params:
+            value = ctx.params.get(param.name or "")
+            if value is None or value is False:
+                continue
+            given.update(opt for opt in getattr(param, "opts", ()) if opt.startswith("--"))
+        ctx = ctx.parent
+    return _mode(given)
+
+
+def _json_mode_of_argv(argv: Sequence[str]) -> str | None:
+    words = list(argv)
+    if "--" in words:
+        words = words[: words.index("--")]
+    return _mode({word.split("=", 1)[0] for word in words if word.startswith("--")})
+
+
+def _mode(flags: set[str]) -> str | None:
+    if "--ndjson" in flags:
+        return LINE
+    if "--json" not in flags:
+        return None
+    if "--events" in flags:
+        return None  # generate's event stream ends with its own "error" line
+    return LINE if "--batch" in flags else DOCUMENT
+
+
 @contextmanager
-def handle_errors(messages: Messages | None = None) -> Iterator[Messages]:
+def handle_errors(messages: Messages | None = None, *, argv: Sequence[str] | None = None) -> Iterator[Messages]:
     """Render ImgenError as `imgen: error: ...` + hint and exit with its code; no traceback
-    unless --debug / IMGEN_DEBUG=1."""
+    unless --debug / IMGEN_DEBUG=1. Under --json the error is also one JSON document on stdout
+    (report.error_document), so a script reads every outcome from stdout."""
     messages = messages or Messages(debug=debug_enabled())
     try:
         yield messages
     except ImgenError as exc:
         messages.traceback()
         messages.error(exc)
+        _emit_json(exc, argv)
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
         messages.error("interrupted", None)
+        _emit_json(Interrupted("interrupted"), argv)
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     except BrokenPipeError:
         # The reader went away (`imgen ... | head -1`): not an error worth a message.
@@ -65,11 +109,21 @@ def handle_errors(messages: Messages | None = None) -> Iterator[Messages]:
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
         messages.traceback()
-        messages.error(
+        error = ImgenError(
             f"internal error: {type(exc).__name__}: {exc}",
             "this is a bug in imgen; run again with --debug and report the traceback",
         )
+        messages.error(error)
+        _emit_json(error, argv)
         raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+
+def _emit_json(error: ImgenError, argv: Sequence[str] | None) -> None:
+    mode = json_mode(argv)
+    if mode is not None:
+        from ..report import emit_error
+
+        emit_error(error, one_line=mode == LINE)
 
 
 def errors_handled(func: F) -> F:

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand
 
+from .. import suggest
 from .common import JsonOption, ProfileOption, handle_errors
+from .usage import CommandGroup
 
 if TYPE_CHECKING:
     from ..config import settings as st
@@ -27,7 +29,7 @@ key_app = typer.Typer(
     help="Store or forget a profile's API key (credentials.toml, mode 0600). No flag takes a key.",
     no_args_is_help=True,
 )
-app.add_typer(key_app, name="key")
+app.add_typer(key_app, name="key", cls=CommandGroup)
 
 KeyArg = Annotated[str, typer.Argument(help="A setting (see `imgen config set --help`), or params.FIELD.", show_default=False)]
 
@@ -72,18 +74,25 @@ def list_profiles(json_output: JsonOption = False) -> None:
 
 @app.command("show")
 def show(profile: ProfileOption = None, json_output: JsonOption = False) -> None:
-    """Show every resolved value of a profile and where it came from; the key only masked."""
+    """Show every resolved value of a profile and where it came from; the key only masked.
+
+    A bad value in the file or the environment is shown too, marked `(invalid: WHY)`, with a
+    warning saying how to fix it; the exit status stays 0 (generate would stop at it, exit 3).
+    """
     from ..config import settings as st
 
     with handle_errors() as messages:
-        settings = st.resolve({"profile": profile})
+        # Lenient: the command people run to find out what is wrong must not stop at it.
+        settings = st.resolve({"profile": profile}, lenient=True)
         document = _describe(settings)
         for warning in settings.warnings:
             messages.warn(warning)
+        for problem in settings.problems:
+            messages.warn(f"{problem.message}; {problem.hint}" if problem.hint else problem.message)
         if json_output:
             typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
             return
-        rows = [(k, st.format_value(v["value"]), v["source"]) for k, v in document["settings"].items()]
+        rows = [(k, _shown(v), v["source"]) for k, v in document["settings"].items()]
         key = document["api_key"]
         rows.insert(_row_after(rows, "api_key_env"), ("api_key", key["shown"], key["source"] or key["problem"] or key["hint"]))
         rows += [(f"params.{k}", st.format_value(v["value"]), v["source"]) for k, v in document["params"].items()]
@@ -94,16 +103,29 @@ def show(profile: ProfileOption = None, json_output: JsonOption = False) -> None
             typer.echo(f"{name:<{key_width}}  {value:<{value_width}}  ({source})")
 
 
+def _shown(entry: dict[str, Any]) -> str:
+    from ..config import settings as st
+
+    if "invalid" not in entry:
+        return st.format_value(entry["value"])
+    value = "(hidden)" if entry["value"] is None else entry["value"]
+    return f"{value} (invalid: {entry['invalid']})"
+
+
 def _describe(settings: st.Settings) -> dict[str, Any]:
     from ..config import settings as st
 
     values = {"profile": settings.values["profile"]}
     values.update((k, settings.values[k]) for k in st.SETTING_KEYS if k in settings.values and k != "params")
+    shown: dict[str, dict[str, Any]] = {k: {"value": v.value, "source": v.source} for k, v in values.items() if v.value is not None}
+    for key, bad in settings.invalid.items():
+        # The refused value where the value in use would be: it is the one to fix.
+        shown[key] = {"value": bad.shown, "source": bad.source, "invalid": bad.problem}
     document: dict[str, Any] = {
         "profile": settings.profile,
         "config_file": str(settings.config_path),
         "credentials_file": str(settings.credentials_path),
-        "settings": {k: {"value": v.value, "source": v.source} for k, v in values.items() if v.value is not None},
+        "settings": {k: shown[k] for k in ["profile", *st.SETTING_KEYS] if k in shown},
         "params": {
             k: {"value": v, "source": settings.params_sources.get(k, settings.source("params"))}
             for k, v in sorted((settings.get("params") or {}).items())
@@ -140,7 +162,7 @@ def get(key: KeyArg, profile: ProfileOption = None) -> None:
     with handle_errors() as messages:
         head, param = config_edit.split_key(key)
         if head not in st.SETTING_KEYS and head != "profile":
-            raise config_edit.unknown_key(key)
+            raise _unknown_key(key)
         settings = st.resolve({"profile": profile})
         for warning in settings.warnings:
             messages.warn(warning)
@@ -182,22 +204,68 @@ def set_value(
 
     Other profiles, keys and tables are kept; comments in the file are not (it is rewritten).
     """
+    from ..config import configfile
     from ..config import edit as config_edit
+    from ..config import settings as st
 
     with handle_errors() as messages:
+        head, _ = config_edit.split_key(key)
+        if head not in st.SETTING_KEYS:
+            raise _unknown_key(key)
+        path = configfile.config_path()
+        known = st.known_profiles(st.read_config(path))
         change = config_edit.set_value(key, value, profile)
         for note in change.notes:
             messages.warn(note)
+        if head == "model":
+            _near_models(str(change.value), messages)
+        if change.profile not in known:
+            # `config set -P NAME` is how a profile is made, and how a typo makes one by mistake.
+            near = suggest.did_you_mean(str(change.profile), known)
+            if near:
+                messages.warn(f"profile {change.profile} did not exist and was created; {near}")
+            else:
+                messages.info(f"imgen: note: new profile {change.profile}")
         messages.info(f"profile {change.profile}: {key} = {json.dumps(change.value, ensure_ascii=False)} ({change.path})")
+
+
+def _unknown_key(key: str) -> Exception:
+    """The unknown-setting error, with the setting the user probably meant."""
+    from ..config import edit as config_edit
+    from ..config import settings as st
+    from ..errors import UsageError
+
+    error = config_edit.unknown_key(key)
+    head, dot, rest = key.partition(".")
+    if key in ("api_key", "key"):
+        return error
+    near = f"did you mean params.{rest}?" if dot and suggest.close_matches(head, ["params"]) else suggest.did_you_mean(key, st.SETTING_KEYS)
+    return UsageError(error.message, f"{near} (imgen config set --help lists every setting)" if near else error.hint)
+
+
+def _near_models(model: str, messages: Any) -> None:
+    """A model id imgen does not know may be one a gateway serves (it is sent as is), or a typo."""
+    from ..models import capabilities
+
+    if capabilities.lookup(model) is None:
+        close = capabilities.close_ids(model)
+        if close:
+            messages.info(f"  hint: did you mean {' or '.join(close)}? (imgen models lists the ids imgen knows)")
 
 
 @app.command("unset")
 def unset_value(key: KeyArg, profile: ProfileOption = None) -> None:
     """Remove KEY from a profile's file section; a built-in value shows through again."""
     from ..config import edit as config_edit
+    from ..errors import UsageError
 
     with handle_errors() as messages:
-        change = config_edit.unset_value(key, profile)
+        try:
+            change = config_edit.unset_value(key, profile)
+        except UsageError as exc:
+            if exc.message == config_edit.unknown_key(key).message:
+                raise _unknown_key(key) from None
+            raise
         for note in change.notes:
             messages.info(note)
         if change.changed:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import dialects, jsontext, redact
+from .. import dialects, jsontext, redact, suggest
 from ..errors import ConfigError, UsageError
 from . import configfile, credentials
 
@@ -191,6 +191,16 @@ class Sourced:
     source: str
 
 
+@dataclass(frozen=True)
+class Invalid:
+    """A value `resolve(lenient=True)` passed over: what it was (None when it could hold a
+    secret), what is wrong with it, and where it was set."""
+
+    shown: str | None
+    problem: str
+    source: str
+
+
 @dataclass
 class Settings:
     profile: str
@@ -203,6 +213,10 @@ class Settings:
     warnings: list[str] = field(default_factory=list)
     # Why api_key() found a key but would not hand it out; None when it did not refuse one.
     key_problem: str | None = None
+    # Only from resolve(lenient=True): each setting whose winning value was refused (the one
+    # from a lower layer, or the default, is in `values`), and every refusal as its error.
+    invalid: dict[str, Invalid] = field(default_factory=dict)
+    problems: list[ConfigError] = field(default_factory=list)
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key].value
@@ -478,26 +492,34 @@ def read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _file_profile(path: Path, name: str, section: Mapping[str, Any], warnings: list[str]) -> dict[str, Any]:
+def _file_profile(
+    path: Path, name: str, section: Mapping[str, Any], warnings: list[str], refused: list[tuple[str, Any, str, ConfigError]] | None = None
+) -> dict[str, Any]:
+    """The section's known keys, checked; a bad value raises, or with `refused` is listed there."""
     checked: dict[str, Any] = {}
     for key, value in section.items():
         if key in SETTING_KEYS:
             try:
                 checked[key] = check_value(key, value)
             except ValueError as exc:
-                raise ConfigError(
+                error = ConfigError(
                     f"{path}: profiles.{name}.{key} {exc}",
                     hint=f"fix it with: imgen config set -P {name} {key} VALUE (or unset it)",
-                ) from None
+                )
+                if refused is None:
+                    raise error from None
+                refused.append((key, value, str(exc), error))
         elif key in ("api_key", "key"):
             warnings.append(
                 f"{path}: profiles.{name}.{key} is ignored: keys are not read from config.toml; "
                 f"move it with `imgen config key set -P {name}` and delete it from the file"
             )
         else:
+            near = suggest.did_you_mean(key, SETTING_KEYS)
             warnings.append(
                 f"{path}: unknown key profiles.{name}.{key} ignored (kept in the file); "
-                f"extra API fields go under [profiles.{name}.params]"
+                + (f"{near} (extra API fields go under [profiles.{name}.params])" if near
+                   else f"extra API fields go under [profiles.{name}.params]")
             )
     return checked
 
@@ -548,18 +570,22 @@ def select_profile(
 
 
 def require_profile(chosen: Sourced, data: Mapping[str, Any], path: Path) -> str:
+    """The chosen profile, if it exists. A name typed now (--profile, IMGEN_PROFILE) that names
+    none is a usage error, like any mistyped flag; the file's default_profile a config error."""
     name = chosen.value
     if name in BUILTIN_PROFILES or name in data.get("profiles", {}):
         return name
-    where = {
+    typed = {
         "flag --profile": f"--profile {name}",
         f"env {ENV_FOR_KEY['profile']}": f"{ENV_FOR_KEY['profile']}={name}",
-    }.get(chosen.source, f"default_profile = {name!r} in {path}")
-    raise ConfigError(
-        f"{where}: no such profile",
-        hint="known profiles: " + ", ".join(known_profiles(data))
-        + f"; create one with: imgen config set -P {name} base_url URL",
+    }
+    where = typed.get(chosen.source, f"default_profile = {name!r} in {path}")
+    known = known_profiles(data)
+    hint = suggest.hint(
+        name, known, "known profiles: " + ", ".join(known) + f"; create one with: imgen config set -P {name} base_url URL"
     )
+    error = UsageError if chosen.source in typed else ConfigError
+    raise error(f"{where}: no such profile", hint=hint)
 
 
 # --- resolution ---------------------------------------------------------------------------------
@@ -581,12 +607,14 @@ def _echo(key: str, raw: Any) -> str:
     return repr(text)
 
 
-def _from_env(key: str, var: str, raw: str) -> Any:
-    try:
-        return parse_value(key, raw)
-    except ValueError as exc:
-        shown = _echo(key, raw)
-        raise ConfigError(f"{var}{'=' + shown if shown else ''} {exc}", hint=f"fix or unset {var}") from None
+def _env_error(key: str, var: str, raw: str, exc: ValueError) -> ConfigError:
+    shown = _echo(key, raw)
+    return ConfigError(f"{var}{'=' + shown if shown else ''} {exc}", hint=f"fix or unset {var}")
+
+
+def _shown(key: str, raw: Any) -> str | None:
+    """A refused value as `config show` may print it: None when it could hold a secret."""
+    return format_value(raw) if _echo(key, raw) else None
 
 
 # Flags that no capability check looks at: checked here so a typo fails before any I/O.
@@ -616,8 +644,12 @@ def _use_user_models(path: Path, data: Mapping[str, Any]) -> None:
     capabilities.use_user_specs(usermodels.load(path, data))
 
 
-def resolve(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Resolve every setting. `flags` holds only what was given on the command line (None = not given)."""
+def resolve(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None, *, lenient: bool = False) -> Settings:
+    """Resolve every setting. `flags` holds only what was given on the command line (None = not given).
+
+    A bad value in the file or the environment is a ConfigError; `lenient` (for `config show`,
+    which must still show everything else) passes over it instead and records it in
+    Settings.invalid and Settings.problems. Flags are checked either way: they are typed now."""
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     environ = os.environ if environ is None else environ
     path = configfile.config_path(environ)
@@ -634,10 +666,17 @@ def resolve(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     params_sources = {k: "default" for k in params}
     params_source = "default"
 
+    invalid: dict[str, Invalid] = {}
+    problems: list[ConfigError] = []
     layers = [(BUILTIN_PROFILES.get(profile, {}), f"profile {profile} (built-in)")]
     section = data.get("profiles", {}).get(profile)
     if section is not None:
-        layers.append((_file_profile(path, profile, section, warnings), f"profile {profile} ({path})"))
+        label = f"profile {profile} ({path})"
+        refused: list[tuple[str, Any, str, ConfigError]] = []
+        layers.append((_file_profile(path, profile, section, warnings, refused if lenient else None), label))
+        for key, raw, problem, error in refused:
+            invalid[key] = Invalid(_shown(key, raw), problem, label)
+            problems.append(error)
     for layer, label in layers:
         for key, value in layer.items():
             if key == "params":
@@ -649,7 +688,16 @@ def resolve(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
 
     for key, var in ENV_FOR_KEY.items():
         if key != "profile" and environ.get(var):
-            values[key] = Sourced(_from_env(key, var, environ[var]), f"env {var}")
+            try:
+                values[key] = Sourced(parse_value(key, environ[var]), f"env {var}")
+            except ValueError as exc:
+                error = _env_error(key, var, environ[var], exc)
+                if not lenient:
+                    raise error from None
+                invalid[key] = Invalid(_shown(key, environ[var]), str(exc), f"env {var}")
+                problems.append(error)
+            else:
+                invalid.pop(key, None)
 
     for key, value in flags.items():
         if key == "profile":
@@ -661,6 +709,7 @@ def resolve(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
             params_source = label if value else params_source
         else:
             values[key] = Sourced(_from_flag(key, value), label)
+            invalid.pop(key, None)
 
     values["params"] = Sourced(params, params_source)
     output_dir = values["output_dir"]
@@ -675,6 +724,8 @@ def resolve(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
         credentials_path=configfile.credentials_path(environ),
         params_sources=params_sources,
         warnings=warnings,
+        invalid=invalid,
+        problems=problems,
     )
 
 

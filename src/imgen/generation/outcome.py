@@ -45,6 +45,7 @@ def document(outcome: Outcome) -> dict[str, Any]:
         entry.update(_extras(s.item))
         images.append(entry)
     doc: dict[str, Any] = {
+        "ok": not outcome.failed,  # as a failure's {"ok": false, "error": ...}: one key says how it went
         "model": outcome.plan.request.model,
         "profile": outcome.plan.settings.profile,
         "created": resp.created,

@@ -29,16 +29,35 @@ def item_error(item: ImageResult) -> ImgenError:
     return faults.item_error(item.error_code, item.error_message, item.index)
 
 
-def name_for(plan: Plan, index: int, now: dt.datetime) -> Callable[[str], str]:
-    """The final name of image `index` (0-based), given its extension: -o FILE, or the template.
-    One `now` per run, so {date} and {time} agree across its images."""
+def name_for(plan: Plan, index: int, now: dt.datetime, first: int = 1) -> Callable[[str], str]:
+    """The final name of image `index` (0-based), given its extension: -o FILE, or the template
+    with {index} counting from `first`. One `now` per run, so {date} and {time} agree across its images."""
     if plan.target.file_name:
         file_name = plan.target.file_name
         return lambda ext: _file_name_with_ext(file_name, ext)
     return lambda ext: names.render(
-        plan.template, prompt=plan.request.prompt, index=index + 1, ext=ext, model=plan.request.model,
+        plan.template, prompt=plan.request.prompt, index=index + first, ext=ext, model=plan.request.model,
         date=now.date(), now=now, seed=plan.request.fields.get("seed"), stem=plan.request.inputs[0].stem if plan.request.inputs else None,
     )
+
+
+def first_free_index(plan: Plan, count: int, now: dt.datetime) -> int:
+    """Where a run's {index} starts so that its `count` names are all free: a second run of
+    a-cat-1, a-cat-2 writes a-cat-3, a-cat-4 (names that sort), decided once, before the images
+    are saved side by side and would otherwise race for the next free number."""
+    if plan.target.file_name or plan.overwrite or "{index}" not in plan.template:
+        return 1
+    try:
+        taken = {p.stem.casefold() for p in plan.target.directory.iterdir()}
+    except OSError:
+        return 1
+    if not taken:
+        return 1
+    stem = lambda index: name_for(plan, index, now, 1)("png")[: -len(".png")].casefold()  # noqa: E731
+    first = 1
+    while any(stem(first - 1 + i) in taken for i in range(count)) and first < 100_000:
+        first += 1
+    return first
 
 
 def _file_name_with_ext(file_name: str, ext: str) -> str:
@@ -74,6 +93,7 @@ def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Ou
             http.RetryPolicy(retries=int(plan.settings["retries"])),
         )
     session = SaveSession()
+    first = first_free_index(plan, max(i.index for i in pending) + 1, now)
 
     def one(item: ImageResult) -> Saved | Failed:
         deadline = time.monotonic() + float(plan.settings["timeout"])  # each download its own --timeout
@@ -88,11 +108,11 @@ def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Ou
             if item.spooled is not None:
                 item.spooled.session = session
                 item.spooled.finish = keeper.finish
-                saved = item.spooled.commit(name_for(plan, item.index, now), overwrite=plan.overwrite)
+                saved = item.spooled.commit(name_for(plan, item.index, now, first), overwrite=plan.overwrite)
             elif item.data is not None or item.b64_json:
                 with make_writer() as writer:
                     write_all(writer, [item.data] if item.data is not None else iter_b64(item.b64_json or ""))
-                    saved = writer.commit(name_for(plan, item.index, now), overwrite=plan.overwrite)
+                    saved = writer.commit(name_for(plan, item.index, now, first), overwrite=plan.overwrite)
             else:
                 from ..transport import download
 
@@ -103,7 +123,7 @@ def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Ou
                         client,
                         item.url,
                         make_writer,
-                        name_for(plan, item.index, now),
+                        name_for(plan, item.index, now, first),
                         policy=policy,
                         url_policy=url_policy,
                         deadline=deadline,
