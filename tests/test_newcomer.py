@@ -126,3 +126,11 @@ def test_completion_offers_the_values_of_the_model_typed_so_far():
     assert complete_bash("imgen", "generate", "-m", "dall-e-3", "--style", "v") == ["vivid"]
     assert "16:9" in complete_bash("imgen", "generate", "-m", "gemini-3-pro-image-preview", "--aspect", "")
     assert complete_bash("imgen", "generate", "-m", "no-such-model", "-Q", "") == []
+
+
+def test_completion_offers_config_keys_after_config_set():
+    from test_completions import complete_bash
+
+    offered = complete_bash("imgen", "config", "set", "ti")
+    assert offered == ["timeout"]
+    assert {"model", "max_time", "preview"} <= set(complete_bash("imgen", "config", "set", ""))

@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperCommand
 
 from .. import suggest
+from . import complete
 from .common import JsonOption, ProfileOption, handle_errors
 from .usage import CommandGroup
 
@@ -31,7 +32,8 @@ key_app = typer.Typer(
 )
 app.add_typer(key_app, name="key", cls=CommandGroup)
 
-KeyArg = Annotated[str, typer.Argument(help="A setting (see `imgen config set --help`), or params.FIELD.", show_default=False)]
+KeyArg = Annotated[str, typer.Argument(help="A setting (see `imgen config set --help`), or params.FIELD.", show_default=False,
+                                        autocompletion=complete.setting_keys)]
 
 
 @app.command("path")
