@@ -298,6 +298,8 @@ def environment_entries(root: Any) -> list[tuple[str, str]]:
         ("IMGEN_DATA_DIR", "Where the history and cost ledger (ledger.sqlite3) is kept, instead of the user data directory."),
         ("IMGEN_NO_LOG", "Set to 1 to record nothing in the ledger, as --no-log does."),
         ("IMGEN_DEBUG", "Set to 1 to show a traceback with every error, as --debug does."),
+        ("IMGEN_SHARD", "I/N: the share of a batch --shard auto runs (before GitLab's CI_NODE_INDEX/CI_NODE_TOTAL, CircleCI's "
+         "CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL and Buildkite's BUILDKITE_PARALLEL_JOB/BUILDKITE_PARALLEL_JOB_COUNT)."),
         ("IMGEN_PREVIEW", "kitty, iterm, sixel, blocks or none: the protocol --preview and imgen show draw images with, instead of the "
          "detected one; when set, previews are drawn even if stderr is not a terminal."),
         ("XDG_CONFIG_HOME", "Base of the default config directory (default ~/.config)."),

@@ -10,6 +10,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import NoReturn  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -38,6 +39,40 @@ def _imgen_executable() -> str:
 
 
 IMGEN = _imgen_executable()
+
+
+# --- tools some tests drive ---------------------------------------------------------------
+
+# Read once, at import: the isolated_env fixture removes every IMGEN_* variable while a test runs.
+# .ci/run sets IMGEN_REQUIRE_TOOLS=1 after installing the tools: there a missing one is a failure.
+REQUIRE_TOOLS_VAR = "IMGEN_REQUIRE_TOOLS"
+REQUIRE_TOOLS = os.environ.get(REQUIRE_TOOLS_VAR, "").strip() not in ("", "0")
+# Tools left out on purpose (IMGEN_TEST_WITHOUT=zsh,fish): skipped even under IMGEN_REQUIRE_TOOLS.
+TEST_WITHOUT = {t.strip() for t in os.environ.get("IMGEN_TEST_WITHOUT", "").split(",") if t.strip()}
+
+
+def require_tool(command: str, package: str, *, alternatives: tuple[str, ...] = (), path: str | Path | None = None) -> str:
+    """The path of `command` on PATH (or of the first of `alternatives` found; or `path`, a file
+    the package installs, when given). When it is missing the test skips, naming the Debian
+    package, so README's test command passes on a machine without it; with IMGEN_REQUIRE_TOOLS
+    set (as .ci/run sets it) the test fails instead, so CI still proves what the tool checks."""
+    if command in TEST_WITHOUT or package in TEST_WITHOUT:
+        pytest.skip(f"{command}: left out with IMGEN_TEST_WITHOUT")
+    if path is not None:
+        found = str(path) if Path(path).exists() else None
+    else:
+        found = next(filter(None, (shutil.which(name) for name in (command, *alternatives))), None)
+    if found:
+        return found
+    tool_missing(command, package)
+
+
+def tool_missing(command: str, package: str) -> NoReturn:
+    """Skip the test for want of `command`, or fail it where IMGEN_REQUIRE_TOOLS is set."""
+    missing = f"{command} is not installed (Debian package {package})"
+    if REQUIRE_TOOLS:
+        pytest.fail(f"{missing}, and {REQUIRE_TOOLS_VAR} is set: apt-get install {package}", pytrace=False)
+    pytest.skip(f"{missing}; .ci/run installs it")
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,10 @@
 """Shell completion: the committed scripts match a fresh run of scripts/gen_completions.py, and
 each really completes in its shell, values included (model ids, sizes, profiles).
 
-bash, bash-completion, zsh and fish are required, not optional: a completion script nobody ran
-is a guess. .ci/run installs them. A missing one fails its tests with the install command;
-IMGEN_TEST_WITHOUT=zsh,fish (say) skips those on purpose, and the skip is reported."""
+bash, bash-completion, zsh and fish drive these tests: a completion script nobody ran is a guess.
+.ci/run installs them and sets IMGEN_REQUIRE_TOOLS=1, so in CI a missing one fails its tests;
+elsewhere they skip, naming the Debian package (conftest.require_tool). IMGEN_TEST_WITHOUT=zsh,fish
+(say) skips those on purpose, even in CI, and the skip is reported."""
 
 from __future__ import annotations
 
@@ -15,24 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IMGEN
+from conftest import IMGEN, require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPLETIONS = ROOT / "completions"
 BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")
-WITHOUT = {t.strip() for t in os.environ.get("IMGEN_TEST_WITHOUT", "").split(",") if t.strip()}
 
 DALLE2_SIZES = ["256x256", "512x512", "1024x1024"]
 
 
 def require(tool: str, path: Path | None = None) -> str:
-    """The tool's path (a command on PATH, or `path` for a file a package installs), else fail."""
-    if tool in WITHOUT:
-        pytest.skip(f"{tool}: left out with IMGEN_TEST_WITHOUT")
-    found = (str(path) if path.exists() else None) if path is not None else shutil.which(tool)
-    if not found:
-        pytest.fail(f"{tool} is needed to test the completion scripts: apt-get install {tool} (.ci/run does)")
-    return found
+    """The tool's path (a command on PATH, or `path` for a file a package installs); the Debian
+    package has the tool's own name. Skips, or fails in CI, when it is missing."""
+    return require_tool(tool, tool, path=path)
 
 
 def shell_env(**extra: str) -> dict[str, str]:

@@ -29,6 +29,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from conftest import require_tool  # noqa: E402
+
 pytestmark = pytest.mark.slow
 
 HOSTILE = '</script><script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"> a hostile prompt'
@@ -143,11 +145,7 @@ def showcase(directory: Path, hostile: bool = True) -> dict[str, str | None]:
 
 
 def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.fail("headless Chromium is not installed: apt-get install chromium (the Debian package `chromium`)")
+    return require_tool("chromium", "chromium", alternatives=("chromium-browser", "google-chrome"))
 
 
 def run_chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -2,23 +2,24 @@
 reads it without a single warning, and it covers every command, option, environment variable,
 file and exit code imgen has.
 
-groff is required (.ci/run installs it); IMGEN_TEST_WITHOUT=groff skips on purpose."""
+groff checks the page: without it that test skips, naming the Debian package, and fails where
+IMGEN_REQUIRE_TOOLS is set (.ci/run installs groff and sets it); IMGEN_TEST_WITHOUT=groff skips on purpose."""
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import require_tool
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "man" / "imgen.1"
 GENERATOR = ROOT / "scripts" / "gen_man.py"
-WITHOUT = {t.strip() for t in os.environ.get("IMGEN_TEST_WITHOUT", "").split(",") if t.strip()}
 
 
 def generate(out: Path, **env: str) -> str:
@@ -63,11 +64,7 @@ def test_source_date_epoch_sets_the_date(tmp_path):
 
 
 def test_groff_reports_nothing():
-    if "groff" in WITHOUT:
-        pytest.skip("groff: left out with IMGEN_TEST_WITHOUT")
-    groff = shutil.which("groff")
-    if not groff:
-        pytest.fail("groff is needed to check the man page: apt-get install groff (.ci/run does)")
+    groff = require_tool("groff", "groff")
     proc = subprocess.run([groff, "-man", "-ww", "-z", str(PAGE)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     assert proc.stderr == ""

@@ -5,7 +5,6 @@ import io
 import json
 import os
 import random
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -19,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
+from conftest import require_tool
 from imgen.files import imageinfo, metadata
 from imgen.files.metadata import CUT_MARK, TRAINED_ALGORITHMIC_MEDIA, Signed, embed, has_c2pa, read, strip_check
 
@@ -152,9 +152,7 @@ def riff_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def exiftool(*paths: Path) -> list[dict]:
-    exe = shutil.which("exiftool")
-    if exe is None:
-        pytest.fail(f"exiftool is not installed; the cross-checks need it: apt-get install {EXIFTOOL_PACKAGE}")
+    exe = require_tool("exiftool", EXIFTOOL_PACKAGE)
     done = subprocess.run([exe, "-j", "-G1", "-a", "-all", "-validate", "-warning", *map(str, paths)], capture_output=True, text=True)
     assert done.stdout, done.stderr
     return json.loads(done.stdout)

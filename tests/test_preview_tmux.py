@@ -7,7 +7,6 @@ import io
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import time
 import uuid
@@ -15,7 +14,7 @@ import uuid
 import pytest
 from PIL import Image
 
-from conftest import IMGEN
+from conftest import IMGEN, require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +25,7 @@ UNSET = ("TERM_PROGRAM", "KITTY_WINDOW_ID", "GHOSTTY_RESOURCES_DIR", "WEZTERM_PA
 
 def _tmux_screen(command: str, env: dict[str, str], seconds: float) -> str:
     """Run command in a detached tmux pane; the pane once it has finished, colours included (capture-pane -e)."""
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is not installed (.ci/run installs it)")
+    require_tool("tmux", "tmux")
     session = f"imgen-{uuid.uuid4().hex[:8]}"
     unset = " ".join(f"-u {name}" for name in UNSET)
     assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())

@@ -2,14 +2,13 @@
 
 import os
 import shlex
-import shutil
 import subprocess
 import time
 import uuid
 
 import pytest
 
-from conftest import API_KEY, IMGEN
+from conftest import API_KEY, IMGEN, require_tool
 
 pytestmark = pytest.mark.slow
 
@@ -17,8 +16,7 @@ pytestmark = pytest.mark.slow
 def _tmux_run(command: str, env: dict[str, str], seconds: float, watch: list[str]) -> tuple[list[str], str]:
     """Run command in a detached tmux pane; return which watched texts were seen while it ran,
     and the final screen."""
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is not installed (.ci/run installs it)")
+    require_tool("tmux", "tmux")
     session = f"imgen-{uuid.uuid4().hex[:8]}"
     assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     shell = f"env {assignments} {command}; echo EXIT=$?; sleep 30"

@@ -12,6 +12,8 @@ import difflib
 import hashlib
 import json
 import os
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,19 +218,76 @@ def job_key(
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def parse_shard(raw: str) -> tuple[int, int]:
-    """`I/N` (1-based) -> (I, N)."""
+# `--shard auto`: where each CI system says which of its parallel copies of a job this is. Each
+# source is (system, index variable, total variable, the first index). GitHub Actions has none of
+# its own: the convention is IMGEN_SHARD=I/N, set from the matrix (docs/ci.md).
+SHARD_ENV = "IMGEN_SHARD"
+SHARD_SOURCES: tuple[tuple[str, str, str, int], ...] = (
+    ("GitLab CI", "CI_NODE_INDEX", "CI_NODE_TOTAL", 1),
+    ("CircleCI", "CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", 0),
+    ("Buildkite", "BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", 0),
+)
+SHARD_VARIABLES = ", ".join([SHARD_ENV, *(f"{i}/{n}" for _, i, n, _ in SHARD_SOURCES)])
+_SHARD_HINT = "N machines each run one share: --shard 1/N ... --shard N/N"
+
+
+def parse_shard(
+    raw: str, env: Mapping[str, str] | None = None, note: Callable[[str], None] | None = None
+) -> tuple[int, int]:
+    """`I/N` (1-based) -> (I, N); `auto` -> the share the CI system's variables in `env` (default
+    os.environ) name. With none of them set, `auto` is the whole batch (1/1, said through `note`,
+    default stderr) on a developer's machine, and an error where CI is set: a CI job that forgot
+    its variables would otherwise make every image once per machine."""
+    if raw.strip().lower() == "auto":
+        return _auto_shard(os.environ if env is None else env, note or _stderr_note)
+    return _parse_share(raw, f"--shard {raw!r}")
+
+
+def _parse_share(raw: str, what: str) -> tuple[int, int]:
     index, sep, count = raw.strip().partition("/")
     try:
         i, n = int(index), int(count)
     except ValueError:
         i = n = 0
     if not sep or n < 1 or not 1 <= i <= n:
-        raise UsageError(
-            f"--shard {raw!r}: expected I/N with 1 <= I <= N, like 2/4",
-            "N machines each run one share: --shard 1/N ... --shard N/N",
-        )
+        raise UsageError(f"{what}: expected I/N with 1 <= I <= N, like 2/4", _SHARD_HINT)
     return i, n
+
+
+def _auto_shard(env: Mapping[str, str], note: Callable[[str], None]) -> tuple[int, int]:
+    own = env.get(SHARD_ENV, "").strip()
+    if own:
+        return _parse_share(own, f"--shard auto: {SHARD_ENV}={own!r}")
+    for system, index_var, total_var, first in SHARD_SOURCES:
+        index, total = env.get(index_var, "").strip(), env.get(total_var, "").strip()
+        if not index and not total:
+            continue
+        if not index and total == "1":
+            return 1, 1  # GitLab sets CI_NODE_TOTAL=1, and no index, for a job without `parallel:`
+        last = "N" if first == 1 else "N-1"
+        try:
+            i, n = int(index), int(total)
+        except ValueError:
+            i, n = -1, 0
+        if n < 1 or not first <= i < first + n:
+            raise UsageError(
+                f"--shard auto: {index_var}={index!r} {total_var}={total!r} ({system}): expected whole numbers, "
+                f"{index_var} from {first} to {last} of {total_var}=N ({first}-based)",
+                f"set both, or give the share yourself: --shard I/N (1-based); --shard auto reads {SHARD_VARIABLES}",
+            )
+        return i - first + 1, n
+    if env.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        raise UsageError(
+            f"--shard auto: CI is set but none of {SHARD_VARIABLES} is, so every parallel job would make the whole batch",
+            f"GitHub Actions: set {SHARD_ENV}: ${{{{ matrix.shard }}}}/${{{{ strategy.job-total }}}}; GitLab: `parallel: N`; "
+            f"one job for the whole batch: {SHARD_ENV}=1/1 (see docs/ci.md)",
+        )
+    note(f"imgen: --shard auto: none of {SHARD_VARIABLES} is set: running the whole batch (1/1)")
+    return 1, 1
+
+
+def _stderr_note(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def in_shard(key: str, shard: tuple[int, int] | None) -> bool:
