@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import time
 import uuid
 
 import pytest
 
-from conftest import IMGEN
+from conftest import IMGEN, require_tool
 from fakeserver import FakeServer
 
 pytestmark = pytest.mark.slow
@@ -31,8 +30,7 @@ def fake(tmp_path, monkeypatch):
 def _tmux_screen(args: list[str], seconds: float = 30) -> list[str]:
     """Run imgen in a detached tmux pane WIDTH columns wide; return every line it showed,
     scrolled off or not, split where the terminal wrapped it."""
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is not installed: apt-get install tmux")
+    require_tool("tmux", "tmux")
     # A server of our own, without the developer's tmux.conf, so nothing resizes or restyles the pane.
     tmux = ["tmux", "-f", "/dev/null", "-L", f"imgen-{uuid.uuid4().hex[:8]}"]
     # Without COLUMNS Rich asks the terminal for its width, as it does for a person.

@@ -135,7 +135,7 @@ def _run_batch(args: o.Args, parts: o.RequestParts, messages) -> None:  # noqa: 
     options = runner.BatchOptions(
         source=args.batch, flags=parts.flags, fields=parts.fields, params=parts.params, output=args.output, strict=args.strict,
         concurrency=args.concurrency, force=args.force, sidecar=args.sidecar, max_total_images=args.max_total_images,
-        max_cost=args.max_cost, shard=parse_shard(args.shard) if args.shard is not None else None, json_out=args.json_out,
+        max_cost=args.max_cost, shard=parse_shard(args.shard, note=messages.info) if args.shard is not None else None, json_out=args.json_out,
         dry_run=args.dry_run, quiet=args.quiet, wait_lock=args.wait_lock,
     )
     code = runner.run(options, messages)

@@ -140,7 +140,7 @@ BATCHES = (
     SIDECAR,
     option("max_total_images", int | None, "--max-total-images", help="Stop the batch before it would make more images than this.", panel=BATCH),
     option("max_cost", float | None, "--max-cost", help="Stop the batch before its estimated cost (USD) would exceed this.", panel=BATCH),
-    option("shard", str | None, "--shard", help="Run share I of N of the batch jobs (I/N, 1-based).", panel=BATCH),
+    option("shard", str | None, "--shard", help="Run share I of N of the batch jobs: I/N (1-based), or auto from the CI system's variables (docs/ci.md).", panel=BATCH),
     option("wait_lock", bool, "--wait-lock", help="Wait for another batch run on the same output directory to finish instead of refusing "
            "to start.", panel=BATCH, default=False),
 )
