@@ -3,7 +3,6 @@ twice or say more than they recorded: job lines and manifest records naming file
 output directory, a manifest that is no plain file, two runners on one directory, a manifest that
 cannot be appended to, and --max-total-images against answers holding more images than asked."""
 
-import hashlib
 import json
 import os
 import resource
@@ -20,35 +19,7 @@ from imgen.batch import lock, paths
 from imgen.batch import runner as batch
 from imgen.errors import UsageError
 from imgen.results import GenerationResponse, ImageResult
-
-MANIFEST = "imgen-manifest.jsonl"
-
-
-def write_prompts(path: Path, count: int) -> Path:
-    path.write_text("".join(f"prompt number {i}\n" for i in range(1, count + 1)), encoding="utf-8")
-    return path
-
-
-def write_jsonl(path: Path, objects: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(o) + "\n" for o in objects), encoding="utf-8")
-    return path
-
-
-def images(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in (".png", ".jpg", ".webp"))
-
-
-def manifest_records(directory: Path) -> list[dict]:
-    """Every line must parse: a torn line in the middle is a defect here, not something to skip."""
-    return [json.loads(line) for line in (directory / MANIFEST).read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def ndjson(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from test_batch_e2e import MANIFEST, images, manifest_records, ndjson, sha256, write_jsonl, write_prompts
 
 
 def env_for(server, **extra: str) -> dict[str, str]:

@@ -85,6 +85,9 @@ class NoProgress:
     def waiting(self, text: str):  # noqa: ANN201 - a context manager
         return _nullcontext()
 
+    def paused(self):  # noqa: ANN201 - a context manager
+        return _nullcontext()
+
     def status(self, text: str) -> None:
         pass  # a pipe or a log gets no running commentary
 

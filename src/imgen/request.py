@@ -77,12 +77,17 @@ class GenerateRequest:
     def stream(self) -> bool:
         return bool(self.fields.get("stream") or self.params.get("stream"))
 
+    @property
+    def sequential(self) -> bool:
+        """A Seedream sequence: the answer holds up to max_images related images, not n."""
+        return {**self.fields, **self.params}.get("sequential_image_generation") == "auto"
+
     def most_images(self) -> int:
         """How many images the answer can hold: n (or an API's own name for it passed in params,
         Bria's num_results), or a Seedream sequence's max_images (which, when not given, is
         whatever room the 15-image total leaves after the references)."""
         body = {**self.fields, **self.params}
-        if body.get("sequential_image_generation") != "auto":
+        if not self.sequential:
             aliased = [v for k, v in self.params.items() if k in COUNT_PARAMS and isinstance(v, int) and not isinstance(v, bool)]
             return max([self.n, *aliased])
         options = body.get("sequential_image_generation_options")

@@ -396,8 +396,8 @@ def plan_job(
         uploads=uploads,
     )
     stem = _stem(spec.name) if spec.name else f"{names.slugify(request.prompt)}-{key[:8]}"
-    count = most_images(plan)
-    indexed = count > 1 or _sequential(plan)
+    count = plan.request.most_images()
+    indexed = count > 1 or plan.request.sequential
     escaped = stem.replace("{", "{{").replace("}", "}}")
     plan.template = f"{escaped}-{{index}}.{{ext}}" if indexed else f"{escaped}.{{ext}}"
     try:
@@ -454,15 +454,6 @@ def _stem(name: str) -> str:
     if dot and base and "." + ext.lower() in NAME_SUFFIXES:
         name = base  # the extension comes from the bytes, whatever the line says
     return names.safe_name(name)
-
-
-def _sequential(plan: Plan) -> bool:
-    body = {**plan.request.fields, **plan.request.params}
-    return body.get("sequential_image_generation") == "auto"
-
-
-def most_images(plan: Plan) -> int:
-    return plan.request.most_images()
 
 
 def file_names(job: Job) -> list[str]:

@@ -77,14 +77,8 @@ class Previews:
             self.messages.info(f"imgen: note: {text}")
 
 
-def pause_of(progress: Any) -> Any:
-    """The progress display's pause, when it has one (a terminal's); else nothing to pause."""
-    pause = getattr(progress, "paused", None)
-    return pause if pause is not None else (lambda: nullcontext())
-
-
 def previews_for(plan: Any, messages: Any, progress: Any = None) -> Previews | None:
     if not plan.settings.get("preview") or plan.target.stdout:
         return None
-    return Previews(int(plan.settings.get("preview_rows") or 8), messages, pause_of(progress))
+    return Previews(int(plan.settings.get("preview_rows") or 8), messages, progress.paused if progress is not None else None)
 

@@ -142,8 +142,7 @@ def prepare(
     except names.TemplateError as exc:
         problems.append(f"--name: {exc}")
     problems += _unsendable(request)
-    sequence = {**request.fields, **request.params}.get("sequential_image_generation") == "auto"
-    target = _target(output, settings, request.most_images(), problems, sequence)
+    target = _target(output, settings, request.most_images(), problems, request.sequential)
     if no_download and target.stdout:
         problems.append("--no-download with -o -: nothing would be written to stdout; drop one of them")
     if problems:

@@ -249,10 +249,10 @@ class StreamReader:
 
     def _partial(self, payload: dict[str, Any]) -> None:
         index = len(self.items)
-        mine = self.partials.setdefault(index, []) if index < self.most else []
-        if index >= self.most or len(mine) >= (self.partials_wanted or MAX_PARTIALS):
+        if index >= self.most or len(self.partials.get(index, ())) >= (self.partials_wanted or MAX_PARTIALS):
             self.surplus["partials"] += 1  # an endless run of previews fills no disk
             return
+        mine = self.partials.setdefault(index, [])
         api_index = payload.get("partial_image_index")
         number = api_index + 1 if isinstance(api_index, int) and api_index >= 0 else len(mine) + 1
         b64 = payload.get("b64_json") if isinstance(payload.get("b64_json"), str) else ""

@@ -41,9 +41,9 @@ def api_client(base_url: str, api_key: str | None, timeout: float) -> httpx.Clie
         headers["Authorization"] = f"Bearer {api_key}"
     # Own transports (the proxies' too, which httpx would otherwise build from the environment) so
     # that each read is bounded by the call's deadline, not only by the wait between bytes.
-    transport = _timed(httpx.HTTPTransport(trust_env=True, verify=_tls()))
+    transport = _with_backend(httpx.HTTPTransport(trust_env=True, verify=_tls()), answer.timed_backend)
     mounts = {
-        pattern: None if proxy is None else _timed(httpx.HTTPTransport(proxy=proxy, verify=_tls()))
+        pattern: None if proxy is None else _with_backend(httpx.HTTPTransport(proxy=proxy, verify=_tls()), answer.timed_backend)
         for pattern, proxy in environment_proxies().items()
     }
     return httpx.Client(
@@ -58,11 +58,12 @@ def api_client(base_url: str, api_key: str | None, timeout: float) -> httpx.Clie
     )
 
 
-def _timed(transport: httpx.HTTPTransport) -> httpx.HTTPTransport:
+def _with_backend(transport: httpx.HTTPTransport, wrap: Callable[[Any], Any]) -> httpx.HTTPTransport:
+    """The transport with its connection pool's network backend wrapped. httpx does not expose the
+    backend; where it cannot be reached, the checks above it (per-read timeouts, per-URL policy) remain."""
     pool = getattr(transport, "_pool", None)
     if pool is not None and hasattr(pool, "_network_backend"):
-        # httpx does not expose the backend; without it, --timeout still bounds each read.
-        pool._network_backend = answer.timed_backend(pool._network_backend)
+        pool._network_backend = wrap(pool._network_backend)
     return transport
 
 
@@ -71,11 +72,7 @@ def download_client(timeout: float) -> httpx.Client:
     checked against the URL policy that download.fetch makes active for its thread."""
     from . import urlpolicy
 
-    transport = httpx.HTTPTransport(trust_env=True, verify=_tls())
-    pool = getattr(transport, "_pool", None)
-    if pool is not None and hasattr(pool, "_network_backend"):
-        # httpx does not expose the backend; without it the per-hop URL check still applies.
-        pool._network_backend = urlpolicy.guarded_backend(pool._network_backend)
+    transport = _with_backend(httpx.HTTPTransport(trust_env=True, verify=_tls()), urlpolicy.guarded_backend)
     # httpx reads the proxy variables only when it builds the transport itself, so the proxy
     # routes are mounted here: behind a mandatory proxy the (paid) API call would otherwise
     # succeed and every download fail. The proxied transports go unguarded, as the address they
