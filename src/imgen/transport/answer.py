@@ -48,13 +48,13 @@ _deadline = threading.local()
 @contextmanager
 def deadline(seconds: float | None) -> Iterator[None]:
     """Every socket read and write of the API client on this thread ends by `seconds` from now."""
-    previous = getattr(_deadline, "at", None)
+    previous = getattr(_deadline, "at", None), getattr(_deadline, "seconds", None)
     _deadline.at = None if seconds is None else time.monotonic() + seconds
     _deadline.seconds = seconds
     try:
         yield
     finally:
-        _deadline.at = previous
+        _deadline.at, _deadline.seconds = previous
 
 
 def remaining() -> float | None:
