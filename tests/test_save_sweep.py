@@ -42,10 +42,26 @@ def test_old_unlocked_leftovers_go_from_any_host(tmp_path):
     assert image.exists()
 
 
-def test_young_leftovers_stay(tmp_path):
-    young = _leftover(tmp_path, save._HOST, _dead_pid(), age=time.time() - 30)
+def test_a_young_leftover_goes_only_when_its_name_says_this_host_and_a_dead_pid(tmp_path):
+    """The next run after a SIGKILL sweeps its leftover at once; another host's young unlocked file
+    may belong to a live run whose locks do not reach here (NFS), so it waits out STALE_AFTER."""
+    now = time.time() - 30
+    dead = _dead_pid()
+    mine, foreign = _leftover(tmp_path, save._HOST, dead, age=now), _leftover(tmp_path, "ffffff", dead, age=now)
+    alive = _leftover(tmp_path, save._HOST, os.getppid(), age=now)
     _sweep(tmp_path)
-    assert young.exists()
+    assert not mine.exists()
+    assert foreign.exists() and alive.exists()
+
+
+def test_a_file_being_made_or_rewritten_is_not_swept_until_old(tmp_path):
+    made = tmp_path / f".imgen-{save._HOST}-{_dead_pid()}-00aa11bb.new"
+    made.write_bytes(b"x")
+    _sweep(tmp_path)
+    assert made.exists()
+    os.utime(made, (OLD, OLD))
+    _sweep(tmp_path)
+    assert not made.exists()
 
 
 def test_a_symlink_with_a_temporary_name_is_not_followed_or_removed(tmp_path):

@@ -40,14 +40,21 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 # Temporary names carry host and pid for whoever finds one, but a file's owner is known by its lock:
 # each writer holds an exclusive flock on its temporary file until it is linked or removed. Two
 # containers sharing a volume and a host name, or two machines on NFS, cannot tell each other's pids
-# apart; a lock they can (it dies with the process, SIGKILL included).
+# apart; a lock they can (it dies with the process, SIGKILL included). A file is made as `.new`,
+# locked, then renamed `.part` (the rename keeps the inode and its lock): a `.part` is never there
+# unlocked while its writer lives.
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
-_TEMP = re.compile(r"\.imgen-[0-9a-f]{6}-(\d+)-[0-9a-f]+\.part")
-# Younger leftovers are kept even when unlocked: a file system without working locks, or the instant
-# between a rewrite and its link, must never cost a live run its image.
+_TEMP = re.compile(r"\.imgen-([0-9a-f]{6})-(\d+)-[0-9a-f]+\.(part|new)")
+# An unlocked leftover goes at once when its name says it is this host's and its pid is dead here;
+# any other only once it is this old: a file system whose locks do not reach another machine must
+# never cost a live run there its image.
 STALE_AFTER = 15 * 60
 _swept: set[Path] = set()
 _sweep_lock = threading.Lock()
+
+
+def _temp_name(directory: Path, suffix: str) -> Path:
+    return directory / f".imgen-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
 
 
 def _lock(fd: int, wait: bool = True) -> bool:
@@ -59,7 +66,8 @@ def _lock(fd: int, wait: bool = True) -> bool:
 
 
 def sweep_stale(directory: Path, now: float | None = None) -> None:
-    """Remove imgen temporary files nobody holds that are older than STALE_AFTER; once per directory."""
+    """Remove imgen temporary files nobody holds: this host's of dead processes, any once older than
+    STALE_AFTER; once per directory."""
     if fcntl is None:
         return
     key = directory.absolute()
@@ -73,14 +81,26 @@ def sweep_stale(directory: Path, now: float | None = None) -> None:
         return
     now = time.time() if now is None else now
     for entry in entries:
-        if _TEMP.fullmatch(entry.name):
-            _remove_if_abandoned(entry.path, now)
+        named = _TEMP.fullmatch(entry.name)
+        if named:
+            host, pid, kind = named[1], int(named[2]), named[3]
+            _remove_if_abandoned(entry.path, now, dead_here=kind == "part" and host == _HOST and pid != os.getpid() and not _alive(pid))
 
 
-def _remove_if_abandoned(path: str, now: float) -> None:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_if_abandoned(path: str, now: float, dead_here: bool) -> None:
     try:
         before = os.lstat(path)
-        if not stat.S_ISREG(before.st_mode) or now - before.st_mtime < STALE_AFTER:
+        if not stat.S_ISREG(before.st_mode) or (not dead_here and now - before.st_mtime < STALE_AFTER):
             return
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
@@ -231,10 +251,12 @@ class ImageWriter:
         try:
             directory.mkdir(parents=True, exist_ok=True)
             sweep_stale(directory)
-            self.tmp = directory / f".imgen-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.part"
-            self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            made = _temp_name(directory, ".new")
+            self._fd = os.open(made, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             if fcntl is not None:
                 _lock(self._fd)
+            self.tmp = made.with_suffix(".part")
+            os.rename(made, self.tmp)
         except OSError as exc:
             raise _write_error(exc, directory) from exc
 
@@ -305,23 +327,27 @@ class ImageWriter:
         return SavedImage(final, self.size, self._hash.hexdigest(), fmt)
 
     def _rewrite(self, fmt: str) -> None:
-        """Let `finish` write the file anew (a name the stale-file sweep knows); then its bytes,
+        """Let `finish` write the file anew (under a `.new` name); then its bytes,
         size and sha256 are the ones reported, and what it wrote is on disk before the link."""
-        rewritten = self.directory / f".imgen-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.part"
+        rewritten = _temp_name(self.directory, ".new")
         try:
             if not self.finish(self.tmp, rewritten, fmt):
                 return
             digest, size = hashlib.sha256(), 0
             fd = os.open(rewritten, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
             try:
+                if fcntl is not None:
+                    _lock(fd)  # held before it takes the temporary name, as the first one was
                 while chunk := os.read(fd, 1024 * 1024):
                     digest.update(chunk)
                     size += len(chunk)
                 os.fsync(fd)
-            finally:
+                os.replace(rewritten, self.tmp)
+            except BaseException:
                 os.close(fd)
-            os.replace(rewritten, self.tmp)
-            self._relock()
+                raise
+            self._close()
+            self._fd = fd
         except BaseException:
             rewritten.unlink(missing_ok=True)
             raise
@@ -363,14 +389,6 @@ class ImageWriter:
                 return final
             os.unlink(self.tmp)
             return final
-
-    def _relock(self) -> None:
-        """Hold the rewritten file, now under the temporary name, as the first one was held."""
-        fd = os.open(self.tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        if fcntl is not None:
-            _lock(fd)
-        self._close()
-        self._fd = fd
 
     def _close(self) -> None:
         if self._fd >= 0:
@@ -422,13 +440,17 @@ def write_all(writer: ImageWriter, chunks: Iterable[bytes]) -> None:
         raise InvalidBase64(f"{writer.source}: {exc.message}", exc.hint) from None
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes | Iterable[bytes], *, mode: int | None = None, suffix: str = ".json.part") -> None:
     """A reader sees the old file or the whole new one, never half of it; a symlink at `path` is
-    replaced by the rename, never written through."""
-    fd, tmp = tempfile.mkstemp(prefix=".imgen-", suffix=".json.part", dir=path.parent)
+    replaced by the rename, never written through. `data` may come in pieces (a page streamed as it
+    is made); `mode` replaces mkstemp's 0600 (a page a web server must read)."""
+    fd, tmp = tempfile.mkstemp(prefix=".imgen-", suffix=suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), mode)
+            for piece in [data] if isinstance(data, bytes | bytearray) else data:
+                fh.write(piece)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,26 +98,12 @@ def build(directory: Path, page: Path | None = None, *, recursive: bool = False,
 
 
 def write_page(path: Path, chunks: Iterable[str]) -> None:
-    """A reader (a web server publishing the folder) sees the old page or the whole new one. Not
-    files.writer.write_atomic: mkstemp leaves its files 0600, and a published page must be readable."""
-    from ..files.writer import WriteError
+    """A reader (a web server publishing the folder) sees the old page or the whole new one, and can
+    read it: 0644, not mkstemp's 0600."""
+    from ..files.writer import WriteError, write_atomic
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".imgen-gallery-", suffix=".html.part", dir=path.parent)
+        write_atomic(path, (chunk.encode("utf-8") for chunk in chunks), mode=0o644, suffix=".html.part")
     except OSError as exc:
         raise WriteError(f"cannot write {path}: {exc.strerror or exc}", "check the folder's permissions and free space") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fh.fileno(), 0o644)
-            for chunk in chunks:
-                fh.write(chunk.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise WriteError(f"cannot write {path}: {exc.strerror or exc}", "check the folder's permissions and free space") from None
-        raise
