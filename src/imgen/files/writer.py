@@ -31,10 +31,11 @@ except ImportError:  # Windows: no locks to tell a live file from a leftover, so
 from ..errors import BadResponse, DownloadError, ImgenError, Interrupted, UsageError
 from ..results import SavedImage
 from ..units import human_size
-from . import imagetype
+from . import imagetype, trailing
 
 B64_CHUNK = 4 * 1024 * 1024  # characters decoded at a time: a multiple of 4
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+TRAIL_FROM = 8 * 1024 * 1024  # past this the hash moves off the receiving thread (files/trailing.py)
 
 
 # Temporary names carry host and pid for whoever finds one, but a file's owner is known by its lock:
@@ -248,11 +249,13 @@ class ImageWriter:
         self.head = b""
         self.tail = b""
         self._hash = hashlib.sha256()
+        self._trailing: trailing.TrailingDigest | None = None
+        self._flushed = 0  # written back up to here
         try:
             directory.mkdir(parents=True, exist_ok=True)
             sweep_stale(directory)
             made = _temp_name(directory, ".new")
-            self._fd = os.open(made, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            self._fd = os.open(made, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)  # read back by the hashing thread
             if fcntl is not None:
                 _lock(self._fd)
             self.tmp = made.with_suffix(".part")
@@ -282,13 +285,27 @@ class ImageWriter:
         if len(self.head) < imagetype.HEAD_BYTES:
             self.head += chunk[: imagetype.HEAD_BYTES - len(self.head)]
         self.tail = (self.tail + chunk[-16:])[-16:]
-        self._hash.update(chunk)
         try:
             view = memoryview(chunk)
             while view:
                 view = view[os.write(self._fd, view) :]
         except OSError as exc:
             raise _write_error(exc, self.directory) from exc
+        if self._trailing is not None:
+            self._trailing.advance(self.size)
+        else:
+            self._hash.update(chunk)
+            if self.size >= TRAIL_FROM:
+                self._trailing = trailing.TrailingDigest(self._fd, self._hash, self.size)
+        if self.size - self._flushed >= trailing.WRITEBACK_EVERY:
+            trailing.start_writeback(self._fd, self._flushed, self.size - self._flushed)
+            self._flushed = self.size
+
+    def digest(self) -> str:
+        """The SHA-256 of the bytes written (the hashing thread joined, if there is one)."""
+        if self._trailing is not None:
+            self._hash, self._trailing = self._trailing.finish(self.size), None
+        return self._hash.hexdigest()
 
     def verify(self, expected_length: int | None = None) -> str:
         if expected_length is not None and self.size != expected_length:
@@ -313,9 +330,9 @@ class ImageWriter:
             fmt = self.verify(expected_length)
             if self.session is not None:
                 self.session.check()
-            os.fsync(self._fd)
-            if self.finish is not None:
-                self._rewrite(fmt)
+            self.digest()
+            if self.finish is None or not self._rewrite(fmt):
+                os.fsync(self._fd)  # a rewritten file was synced by _rewrite: this one is thrown away
             final = self._claim(name_for(imagetype.EXTENSIONS[fmt]), overwrite)
         except OSError as exc:
             self.abort()
@@ -324,15 +341,15 @@ class ImageWriter:
             self.abort()
             raise
         self._close()
-        return SavedImage(final, self.size, self._hash.hexdigest(), fmt)
+        return SavedImage(final, self.size, self.digest(), fmt)
 
-    def _rewrite(self, fmt: str) -> None:
+    def _rewrite(self, fmt: str) -> bool:
         """Let `finish` write the file anew (under a `.new` name); then its bytes,
         size and sha256 are the ones reported, and what it wrote is on disk before the link."""
         rewritten = _temp_name(self.directory, ".new")
         try:
             if not self.finish(self.tmp, rewritten, fmt):
-                return
+                return False
             digest, size = hashlib.sha256(), 0
             fd = os.open(rewritten, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
             try:
@@ -352,6 +369,7 @@ class ImageWriter:
             rewritten.unlink(missing_ok=True)
             raise
         self._hash, self.size = digest, size
+        return True
 
     def _claim(self, name: str, overwrite: bool) -> Path:
         if self.session is None:
@@ -391,6 +409,9 @@ class ImageWriter:
             return final
 
     def _close(self) -> None:
+        if self._trailing is not None:
+            self._trailing.cancel()
+            self._trailing = None
         if self._fd >= 0:
             try:
                 os.close(self._fd)

@@ -9,7 +9,7 @@ connection goes to against the same policy (see urlpolicy.guarded_backend).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -17,10 +17,11 @@ import httpx
 from ..errors import DownloadError, ImgenError, NetworkError
 from ..files.writer import ImageWriter, IncompleteImage
 from ..results import SavedImage
-from . import urlpolicy
+from . import rawbody, urlpolicy
 from .http import RetryPolicy, error_for_status, network_error, parse_retry_after, read_error_body
 
 MAX_REDIRECTS = 5
+PROGRESS_EVERY = 0.05  # seconds between progress updates: a display needs no more, a 64 KiB chunk no fewer
 
 
 def fetch(
@@ -121,12 +122,8 @@ def _stream_into(
                     _raise_status(response)
                 expected = _content_length(response)
                 writer.expect(expected)
-                for chunk in response.iter_raw():
-                    writer.write(chunk)
-                    if on_progress:
-                        on_progress(writer.size, expected)
-                    if deadline is not None and time.monotonic() > deadline:
-                        raise _too_slow(writer, expected)
+                raw = rawbody.reader(response, timeout=request.extensions["timeout"].get("read"), deadline=deadline)
+                _drain(raw.pieces() if raw is not None else response.iter_raw(), writer, expected, deadline, on_progress)
                 if expected is not None and writer.size != expected:
                     raise _Retryable(
                         DownloadError(
@@ -147,6 +144,21 @@ def _stream_into(
         except httpx.HTTPError as exc:
             raise network_error(exc, "the download host") from exc
     raise DownloadError(f"the download redirected more than {MAX_REDIRECTS} times", "the link redirects in a loop; generate again")
+
+
+def _drain(pieces: Iterable[bytes | memoryview], writer: ImageWriter, expected: int | None, deadline: float | None,
+           on_progress: Callable[[int, int | None], None] | None) -> None:
+    shown = 0.0
+    for piece in pieces:
+        writer.write(piece)
+        now = time.monotonic()
+        if on_progress and now - shown >= PROGRESS_EVERY:
+            on_progress(writer.size, expected)
+            shown = now
+        if deadline is not None and now > deadline:
+            raise _too_slow(writer, expected)
+    if on_progress:
+        on_progress(writer.size, expected)
 
 
 def _proxied(client: httpx.Client, url: str) -> bool:

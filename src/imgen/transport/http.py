@@ -70,9 +70,11 @@ def _with_backend(transport: httpx.HTTPTransport, wrap: Callable[[Any], Any]) ->
 def download_client(timeout: float) -> httpx.Client:
     """A client for result URLs: no key, no redirects followed by httpx, and new connections
     checked against the URL policy that download.fetch makes active for its thread."""
-    from . import urlpolicy
+    from . import rawbody, urlpolicy
 
-    transport = _with_backend(httpx.HTTPTransport(trust_env=True, verify=_tls()), urlpolicy.guarded_backend)
+    # The split goes outermost: it must see the bytes h11 sees, after TLS (rawbody explains why).
+    guarded = lambda inner: rawbody.split_backend(urlpolicy.guarded_backend(inner))  # noqa: E731
+    transport = _with_backend(httpx.HTTPTransport(trust_env=True, verify=_tls()), guarded)
     # httpx reads the proxy variables only when it builds the transport itself, so the proxy
     # routes are mounted here: behind a mandatory proxy the (paid) API call would otherwise
     # succeed and every download fail. The proxied transports go unguarded, as the address they
