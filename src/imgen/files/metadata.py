@@ -302,13 +302,51 @@ def _plan_png(f: typing.BinaryIO, size: int, info: imageinfo.ImageInfo, record: 
             has_xmp = True
     if not has_idat:
         raise ValueError("PNG has no image data")
+    return [(0, PNG_HEAD), png_chunks(record, parameters, xmp=not has_xmp), (PNG_HEAD, size - PNG_HEAD)]
+
+
+PNG_HEAD = 8 + 8 + 13 + 4  # signature and IHDR: read_info has checked that IHDR comes first, 13 bytes long
+_PNG_START = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"
+
+
+def png_chunks(record: dict, parameters: str | None, *, xmp: bool = True) -> bytes:
+    """The chunks a PNG gets after its IHDR: imgen's record, the A1111 parameters, an XMP packet."""
     chunks = [_png_chunk(b"iTXt", _itxt(b"imgen", _json(record)))]
     if parameters is not None:
         chunks.append(_png_text(b"parameters", parameters))
-    if not has_xmp:
+    if xmp:
         chunks.append(_png_chunk(b"iTXt", _itxt(_PNG_XMP_KEY, _xmp_packet(record, None, carry_record=False).decode())))
-    ihdr_end = 8 + 8 + 13 + 4  # read_info has checked that IHDR comes first, 13 bytes long
-    return [(0, ihdr_end), b"".join(chunks), (ihdr_end, size - ihdr_end)]
+    return b"".join(chunks)
+
+
+def png_insertion(head: bytes, record: dict, parameters: str | None) -> bytes | None:
+    """What `embed` would put after this file's first PNG_HEAD bytes, for a writer to put there as the file
+    arrives; None unless they are a PNG's signature and IHDR."""
+    if len(head) < PNG_HEAD or not head.startswith(_PNG_START):
+        return None
+    return png_chunks(record, parameters)
+
+
+def png_insertion_stands(path: Path, offset: int, length: int) -> bool:
+    """Whether the chunks png_insertion put at `offset` may stay: the file is a PNG `embed` would have written
+    them into (image data, no C2PA manifest) and holds no XMP packet of its own."""
+    try:
+        with open(path, "rb") as f:
+            info = imageinfo.read_info(f)
+            if info is None or info.format != "png" or info.width is None or info.height is None:
+                return False
+            has_idat = False
+            for part in _png_parts(f, _size(f), STRUCTURE_STEPS):
+                if offset <= part.start < offset + length:
+                    continue
+                if _is_c2pa("png", f, part):
+                    return False
+                if part.kind == b"iTXt" and _pread(f, part.data, len(_PNG_XMP_KEY) + 1) == _PNG_XMP_KEY + b"\0":
+                    return False
+                has_idat = has_idat or part.kind == b"IDAT"
+            return has_idat
+    except (OSError, ValueError):
+        return False
 
 
 def _plan_jpeg(f: typing.BinaryIO, size: int, info: imageinfo.ImageInfo, record: dict, parameters: str | None) -> _Plan:

@@ -13,7 +13,7 @@ import sys
 import threading
 from typing import Any
 
-BLOCK = 4 * 1024 * 1024  # per pread: large enough that the hash releases the GIL for nearly all of it
+BLOCK = 1024 * 1024  # per read: large enough that the hash releases the GIL for nearly all of it
 NUDGE = 4 * 1024 * 1024  # the writer wakes the hasher once this much more has been written
 
 
@@ -58,6 +58,7 @@ class TrailingDigest:
         self._thread.join()
 
     def _run(self) -> None:
+        view = memoryview(bytearray(BLOCK))  # one buffer for the whole file: memory stays flat
         try:
             while True:
                 with self._cond:
@@ -67,15 +68,23 @@ class TrailingDigest:
                         return
                     end = self._written
                 while self._done < end:
-                    block = os.pread(self._fd, min(BLOCK, end - self._done), self._done)
-                    if not block:
+                    n = _read_at(self._fd, view[: min(BLOCK, end - self._done)], self._done)
+                    if not n:
                         raise OSError("the file shrank while it was hashed")
-                    self._digest.update(block)
-                    self._done += len(block)
+                    self._digest.update(view[:n])
+                    self._done += n
                     if self._cancelled:
                         return
         except BaseException as exc:  # handed to finish(): the writer reports it
             self._error = exc
+
+
+def _read_at(fd: int, view: memoryview, offset: int) -> int:
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    block = os.pread(fd, len(view), offset)  # Windows: a copy more
+    view[: len(block)] = block
+    return len(block)
 
 
 WRITEBACK_EVERY = 16 * 1024 * 1024

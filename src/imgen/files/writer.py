@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import binascii
 import errno
+import functools
 import hashlib
 import os
 import re
 import secrets
+import shutil
 import socket
 import stat
 import tempfile
@@ -225,6 +227,34 @@ def _refuse(exc: OSError, path: Path) -> typing.NoReturn:
     raise Unwritable(f"{error.message}; nothing was sent", error.hint) from None
 
 
+class Insertion(typing.Protocol):
+    """Bytes to put into a file while it is written, after its first `head_bytes`: `plan` sees them and
+    says what (or None); once the whole file is there, `keep` says whether the insertion may stay
+    (the path, where it went, its length, the format). When it may not, the writer takes it out
+    again and the file is the bytes received."""
+
+    head_bytes: int
+
+    def plan(self, head: bytes) -> bytes | None: ...
+
+    def keep(self, path: Path, offset: int, length: int, fmt: str) -> bool: ...
+
+
+def _without(cut: tuple[int, int], src: Path, dst: Path, fmt: str) -> bool:
+    """dst: src without the `cut` (offset, length) range."""
+    offset, length = cut
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with open(src, "rb") as f, os.fdopen(fd, "wb") as out:
+            out.write(f.read(offset))
+            f.seek(offset + length)
+            shutil.copyfileobj(f, out, 1024 * 1024)
+    except BaseException:
+        dst.unlink(missing_ok=True)
+        raise
+    return True
+
+
 class ImageWriter:
     """A temporary file that becomes a verified image under a unique final name, or nothing."""
 
@@ -244,8 +274,14 @@ class ImageWriter:
         # finish(tmp, rewritten, fmt) -> bool: a last rewrite before the commit (provenance written
         # into the file); True when it wrote `rewritten`, which then replaces the bytes received.
         self.finish: Callable[[Path, Path, str], bool] | None = None
+        # Something to put into the file as it is written (provenance, after a PNG's header), so that
+        # a large image is not written twice; see Insertion. Set before the first write.
+        self.insertion: Insertion | None = None
+        self._held: bytearray | None = None  # the first bytes, until the insertion has seen them
+        self._inserted: tuple[int, int] | None = None  # (offset, length) of what it put in
         self._fd = -1
-        self.size = 0
+        self.size = 0  # bytes received
+        self.written = 0  # bytes on disk: those received, and any inserted
         self.head = b""
         self.tail = b""
         self._hash = hashlib.sha256()
@@ -263,6 +299,11 @@ class ImageWriter:
         except OSError as exc:
             raise _write_error(exc, directory) from exc
 
+    def arm(self, insertion: Insertion | None) -> None:
+        """Use `insertion` on this file's first bytes (before any write)."""
+        self.insertion = insertion
+        self._held = bytearray() if insertion is not None else None
+
     def expect(self, length: int | None) -> None:
         """Refuse at once a body whose announced length is over the limit."""
         if length is not None and length > self.max_bytes:
@@ -274,7 +315,7 @@ class ImageWriter:
             "raise the limit with --max-download (e.g. --max-download 1G) if the image is really that large",
         )
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         if self.session is not None:
             self.session.check()
         if not chunk:
@@ -285,29 +326,54 @@ class ImageWriter:
         if len(self.head) < imagetype.HEAD_BYTES:
             self.head += chunk[: imagetype.HEAD_BYTES - len(self.head)]
         self.tail = (self.tail + chunk[-16:])[-16:]
+        if self._held is None:
+            self._put(chunk)
+            return
+        self._held += chunk
+        if len(self._held) >= self.insertion.head_bytes:
+            self._insert()
+
+    def _insert(self) -> None:
+        """The bytes held back so far, with what the insertion puts after the first head_bytes of them."""
+        held, self._held = self._held, None
+        cut = self.insertion.head_bytes
+        extra = self.insertion.plan(bytes(held[:cut])) if len(held) >= cut else None
+        if not extra:
+            self._put(held)
+            return
+        self._put(held[:cut])
+        self._put(extra)
+        self._inserted = (cut, len(extra))
+        self._put(held[cut:])
+
+    def _put(self, data: bytes | bytearray | memoryview) -> None:
+        """Onto disk, into the hash (here, or behind the writer past TRAIL_FROM), written back every so often."""
         try:
-            view = memoryview(chunk)
+            view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view) :]
         except OSError as exc:
             raise _write_error(exc, self.directory) from exc
+        self.written += len(data)
         if self._trailing is not None:
-            self._trailing.advance(self.size)
+            self._trailing.advance(self.written)
         else:
-            self._hash.update(chunk)
-            if self.size >= TRAIL_FROM:
-                self._trailing = trailing.TrailingDigest(self._fd, self._hash, self.size)
-        if self.size - self._flushed >= trailing.WRITEBACK_EVERY:
-            trailing.start_writeback(self._fd, self._flushed, self.size - self._flushed)
-            self._flushed = self.size
+            self._hash.update(data)
+            if self.written >= TRAIL_FROM:
+                self._trailing = trailing.TrailingDigest(self._fd, self._hash, self.written)
+        if self.written - self._flushed >= trailing.WRITEBACK_EVERY:
+            trailing.start_writeback(self._fd, self._flushed, self.written - self._flushed)
+            self._flushed = self.written
 
     def digest(self) -> str:
-        """The SHA-256 of the bytes written (the hashing thread joined, if there is one)."""
+        """The SHA-256 of the bytes on disk (the hashing thread joined, if there is one)."""
         if self._trailing is not None:
-            self._hash, self._trailing = self._trailing.finish(self.size), None
+            self._hash, self._trailing = self._trailing.finish(self.written), None
         return self._hash.hexdigest()
 
     def verify(self, expected_length: int | None = None) -> str:
+        if self._held is not None:  # shorter than the insertion's head: nothing was inserted
+            self._insert()
         if expected_length is not None and self.size != expected_length:
             raise IncompleteImage(
                 f"{self.source} was cut short: got {self.size} of {expected_length} bytes",
@@ -331,8 +397,12 @@ class ImageWriter:
             if self.session is not None:
                 self.session.check()
             self.digest()
-            if self.finish is None or not self._rewrite(fmt):
-                os.fsync(self._fd)  # a rewritten file was synced by _rewrite: this one is thrown away
+            if self._inserted is not None and not self.insertion.keep(self.tmp, *self._inserted, fmt):
+                self._rewrite(functools.partial(_without, self._inserted), fmt)  # back to the bytes received
+                self._inserted = None
+            rewritten = self._inserted is None and self.finish is not None and self._rewrite(self.finish, fmt)
+            if not rewritten:
+                os.fsync(self._fd)  # a rewritten file was synced by _rewrite
             final = self._claim(name_for(imagetype.EXTENSIONS[fmt]), overwrite)
         except OSError as exc:
             self.abort()
@@ -341,14 +411,14 @@ class ImageWriter:
             self.abort()
             raise
         self._close()
-        return SavedImage(final, self.size, self.digest(), fmt)
+        return SavedImage(final, self.written, self.digest(), fmt)
 
-    def _rewrite(self, fmt: str) -> bool:
-        """Let `finish` write the file anew (under a `.new` name); then its bytes,
+    def _rewrite(self, write: Callable[[Path, Path, str], bool], fmt: str) -> bool:
+        """Let `write` make the file anew (under a `.new` name); then its bytes,
         size and sha256 are the ones reported, and what it wrote is on disk before the link."""
         rewritten = _temp_name(self.directory, ".new")
         try:
-            if not self.finish(self.tmp, rewritten, fmt):
+            if not write(self.tmp, rewritten, fmt):
                 return False
             digest, size = hashlib.sha256(), 0
             fd = os.open(rewritten, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -368,7 +438,7 @@ class ImageWriter:
         except BaseException:
             rewritten.unlink(missing_ok=True)
             raise
-        self._hash, self.size = digest, size
+        self._hash, self.written = digest, size
         return True
 
     def _claim(self, name: str, overwrite: bool) -> Path:

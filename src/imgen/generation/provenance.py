@@ -74,6 +74,21 @@ class Keeper:
         """Made only when it is written: with --metadata none an edit's inputs are not hashed for it."""
         return self._made()
 
+    # As a files.writer.Insertion: a PNG gets its chunks as it is written, not in a second copy.
+    head_bytes = 33  # metadata.PNG_HEAD, without importing metadata for every image
+
+    def plan(self, head: bytes) -> bytes | None:
+        from ..files import metadata
+
+        if self.mode not in ("embed", "both"):
+            return None
+        return metadata.png_insertion(head, self.doc, parameters(self.doc))
+
+    def keep(self, path: Path, offset: int, length: int, fmt: str) -> bool:
+        from ..files import metadata
+
+        return fmt == "png" and metadata.png_insertion_stands(path, offset, length)
+
     def finish(self, tmp: Path, rewritten: Path, fmt: str) -> bool:
         from ..files import metadata
 

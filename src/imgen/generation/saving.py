@@ -102,6 +102,7 @@ def save_all(plan: Plan, response: GenerationResponse, hooks: Hooks, outcome: Ou
         def make_writer() -> ImageWriter:
             writer = ImageWriter(directory, max_bytes=plan.max_bytes, source=f"image {item.index + 1}", session=session)
             writer.finish = keeper.finish  # the provenance goes in before the image gets its name
+            writer.arm(keeper)  # ... as the bytes arrive, where the format allows
             return writer
 
         try:
