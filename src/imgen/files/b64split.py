@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from ..errors import DownloadError
+from . import b64
 
 KEY = b'"b64_json"'
 PLACEHOLDER = "@spooled:"  # '@' and ':' are not base64: no real value can look like this
@@ -37,12 +38,13 @@ class B64Stream:
             return
         if b"\\" in data:  # JSON may escape "/" as "\/" and wrap base64 lines with "\n"
             data = data.replace(b"\\/", b"/").replace(b"\\n", b"").replace(b"\\r", b"")
-        data = self.carry + data
+        if self.carry:
+            data = self.carry + data
         cut = len(data) - len(data) % 4
-        self.carry = data[cut:]
+        self.carry = bytes(data[cut:])
         if cut:
             try:
-                decoded = binascii.a2b_base64(data[:cut], strict_mode=True)
+                decoded = b64.decode(memoryview(data)[:cut])  # a view: the chunk is not copied once more
             except (binascii.Error, ValueError) as exc:
                 self.error = ("invalid_base64", f"the API sent invalid base64 image data ({exc})")
                 return

@@ -33,7 +33,7 @@ except ImportError:  # Windows: no locks to tell a live file from a leftover, so
 from ..errors import BadResponse, DownloadError, ImgenError, Interrupted, UsageError
 from ..results import SavedImage
 from ..units import human_size
-from . import imagetype, trailing
+from . import b64, imagetype, trailing
 
 B64_CHUNK = 4 * 1024 * 1024  # characters decoded at a time: a multiple of 4
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
@@ -515,7 +515,7 @@ def iter_b64(text: str, chunk: int = B64_CHUNK) -> Iterable[bytes]:
         text = text.split(",", 1)[1]
     try:
         for start in range(0, len(text), chunk):
-            yield binascii.a2b_base64(text[start : start + chunk], strict_mode=True)
+            yield b64.decode(text[start : start + chunk])
     except (binascii.Error, ValueError) as exc:
         raise InvalidBase64(f"the API sent invalid base64 image data ({exc})", _B64_HINT) from None
 
