@@ -4,6 +4,7 @@ import base64
 import hashlib
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -114,3 +115,17 @@ def test_compressed_answers_are_decoded_before_splitting(tmp_path):
     assert json.loads(skeleton)["data"][0]["b64_json"].startswith(b64split.PLACEHOLDER)
     assert spools[0].size == len(image)
     spools[0].abort()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["pybase64", "binascii"])
+def test_both_decoders_are_equally_strict(monkeypatch, fast):
+    from imgen.files import b64
+
+    if not fast:
+        monkeypatch.setattr(b64, "pybase64", None)
+    data = bytes(range(256)) * 40
+    assert b64.decode(base64.b64encode(data)) == data
+    assert b64.decode(memoryview(base64.b64encode(data))[:8]) == data[:6]
+    for bad in (b"QUJ", b"QU=J", b"QU\nJD", b"@@@@", "QUé=".encode()):
+        with pytest.raises(ValueError):
+            b64.decode(bad)
