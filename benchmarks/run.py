@@ -5,7 +5,7 @@ Starts the local test server (tests/fakeserver.py, standalone) with the latency 
 figure needs, runs the installed `imgen` and its comparisons as subprocesses against it, and prints
 every series (median, min, max, IQR) and a final table: figure | imgen | comparison | ratio | target | met?
 
-    .venv/bin/python benchmarks/run.py                 # full run (several minutes, ~1.5 GB of temp disk)
+    .venv/bin/python benchmarks/run.py                 # full run (several minutes, ~1.2 GB of temp disk)
     .venv/bin/python benchmarks/run.py --quick         # smoke run: fewer repetitions, smaller sizes
     .venv/bin/python benchmarks/run.py --only startup,oneshot --json results.json
 
@@ -468,6 +468,32 @@ def images_in(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".gif"))
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# imgen embeds its provenance record and an XMP packet (about 1 KiB today); anything past this
+# would no longer be "the image plus its metadata".
+METADATA_ROOM = 64 * 1024
+
+
+def check_saved(out: Path, size: int | None, what: str, *, count: int = 1, embedded: bool = True) -> list[int]:
+    """The images in `out` are what was served: with provenance embedded (the default) each is a
+    PNG of `size` to `size` + 64 KiB bytes, with --metadata none exactly `size` bytes. A `size` of
+    None (a tiny image) checks only the count and the PNG signature. Returns the sizes."""
+    files = images_in(out)
+    sizes = [f.stat().st_size for f in files]
+    wanted = f"{count} file{'s' if count != 1 else ''}"
+    if size is not None:
+        wanted += f" of {size} bytes" + (f" (+ ≤ {METADATA_ROOM} bytes of metadata)" if embedded else "")
+    if len(files) != count:
+        raise BenchError(f"{what} saved {sizes} bytes, expected {wanted}")
+    for path, got in zip(files, sizes):
+        with open(path, "rb") as fh:
+            if fh.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+                raise BenchError(f"{what} saved {path.name}, which is not a PNG")
+        if size is not None and not (size <= got <= size + METADATA_ROOM if embedded else got == size):
+            raise BenchError(f"{what} saved {sizes} bytes, expected {wanted}")
+    return sizes
+
+
 def imgen_oneshot(ctx: Ctx, server: Server, out: Path, *extra: str, rss: bool = False) -> Run:
     argv = [ctx.imgen, "generate", "-m", "dall-e-2", "-q", "-o", str(out), *extra, PROMPT]
     run = ctx.runner.run(argv, rss=rss, env=ctx.imgen_env(server))
@@ -542,8 +568,13 @@ def fig_startup(ctx: Ctx) -> None:
     )
 
 
+# The libraries imgen cannot start without: importing them is the floor under its fixed cost.
+IMPORT_FLOOR = "import typer, httpx, rich"
+
+
 def fig_oneshot(ctx: Ctx) -> None:
-    """One generate (request, download, verified write) vs curl+jq+curl vs the OpenAI SDK's CLI."""
+    """One generate (request, download, verified write) vs importing its libraries, curl+jq+curl
+    and the OpenAI SDK's CLI."""
     reps = ctx.reps(10, 3)
     missing = ctx.tools.missing("bash", "curl", "jq")
     sdk, sdk_reason = openai_cli(ctx.tmp, ctx.runner.env, ctx.python, not ctx.args.no_install)
@@ -552,6 +583,9 @@ def fig_oneshot(ctx: Ctx) -> None:
     s_imgen = Series("imgen generate", "s")
     s_curl = Series("curl + jq + curl", "s")
     s_sdk = Series("openai api images.generate", "s")
+    s_import = Series(f'python -c "{IMPORT_FLOOR}"', "s")
+    probe = ctx.runner.run([ctx.python, "-c", IMPORT_FLOOR])
+    import_reason = "" if probe.rc == 0 else f"{IMPORT_FLOOR} fails on {ctx.python}"
     with fake_server(ctx.tmp, latency=0.0) as server:
         sdk_env = {**ctx.runner.env, "OPENAI_BASE_URL": server.base_url + "/v1", "OPENAI_API_KEY": API_KEY}
         sdk_argv = [sdk or "openai", "api", "images.generate", "-m", "dall-e-2", "-p", PROMPT]
@@ -563,6 +597,11 @@ def fig_oneshot(ctx: Ctx) -> None:
                 raise BenchError(f"imgen wrote {len(images_in(out))} images, expected 1")
             if record:
                 s_imgen.add(run.wall)
+            if not import_reason:
+                run = ctx.runner.run([ctx.python, "-c", IMPORT_FLOOR])
+                run.check(IMPORT_FLOOR)
+                if record:
+                    s_import.add(run.wall)
             if not missing:
                 run = curl_recipe(ctx, server, out / "curl.png")
                 if record:
@@ -579,7 +618,13 @@ def fig_oneshot(ctx: Ctx) -> None:
         once(False)  # warm-up
         for _ in range(reps):
             once(True)
-    ctx.report.add_series("oneshot", s_imgen, s_curl, s_sdk)
+    ctx.report.add_series("oneshot", s_imgen, s_import, s_curl, s_sdk)
+    if import_reason:
+        ctx.report.row("oneshot", "one-shot fixed cost", fmt_series(s_imgen), na(import_reason), "n/a", "≤ +60 ms", None)
+    else:
+        over = s_imgen.median - s_import.median
+        ctx.report.row("oneshot", "one-shot fixed cost", fmt_series(s_imgen), f"{IMPORT_FLOOR} {fmt_series(s_import)}",
+                       f"{over * 1000:+.0f} ms over {IMPORT_FLOOR}", "≤ +60 ms", over <= 0.060)
     curl_cell = na(f"tool missing: {', '.join(missing)}") if missing else fmt_series(s_curl)
     ctx.report.row(
         "oneshot", "one-shot vs curl+jq+curl", fmt_series(s_imgen), curl_cell,
@@ -672,111 +717,144 @@ def _sync_file_works(ctx: Ctx) -> bool:
         probe.unlink(missing_ok=True)
 
 
+def fmt_size(size: int) -> str:
+    return f"{size // (1024 * MiB)} GiB" if size % (1024 * MiB) == 0 else f"{size / MiB:g} MiB"
+
+
+def imgen_download(ctx: Ctx, server: Server, size: int | None, *, metadata: str | None, rss: bool,
+                   max_download: str = "1G") -> tuple[Run, int]:
+    """One `imgen generate` of the server's image, its saved file checked and removed; (run, bytes saved)."""
+    out = ctx.fresh_dir("download")
+    extra = ["--max-download", max_download, *(["--metadata", metadata] if metadata else [])]
+    try:
+        run = imgen_oneshot(ctx, server, out, *extra, rss=rss)
+        saved = check_saved(out, size, "imgen generate", embedded=metadata != "none")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return run, saved[0]
+
+
+CURL_GET = 'exec curl -s -o "$BENCH_OUT" "$BENCH_URL"'  # exec: GNU time then measures curl, not bash
+CURL_GET_SYNC = 'curl -s -o "$BENCH_OUT" "$BENCH_URL" && sync "$BENCH_OUT"'
+
+
+def curl_download(ctx: Ctx, server: Server, size: int | None, script: str, *, rss: bool) -> Run:
+    """curl of a freshly signed URL (asked for by the runner, outside the timing), the file checked."""
+    payload, _ = post_generation(server, {"model": "dall-e-2", "prompt": PROMPT})
+    target = ctx.tmp / "curl-download.png"
+    env = {**ctx.runner.env, "BENCH_URL": payload["data"][0]["url"], "BENCH_OUT": str(target)}
+    try:
+        run = ctx.runner.run(["bash", "-c", script], env=env, rss=rss)
+        run.check("curl -o")
+        got = target.stat().st_size if target.exists() else 0
+    finally:
+        target.unlink(missing_ok=True)
+    if (got != size) if size is not None else (got == 0):
+        raise BenchError(f"curl saved {got} bytes, expected {size if size is not None else 'an image'}")
+    return run
+
+
 @dataclass
-class DownloadSeries:
-    wall: Series
-    rate: Series
-    rss: Series
-    curl_wall: Series
-    curl_rate: Series
-    curl_rss: Series
-    curl_sync_rate: Series
-    tiny_wall: Series
+class Phase:
+    """A command's download phase: its wall time on the big image minus its wall time on a tiny
+    one, the two run back to back in the same repetition, so start-up, the API request and the
+    connection cancel out and what is left is the transfer, the checks and the write."""
 
+    big: Series
+    tiny: Series
+    phase: Series
 
-def _download_series(ctx: Ctx, size: int, reps: int, *, with_curl: bool, with_sync: bool = False) -> DownloadSeries:
-    """imgen generate of one `size`-byte image (wall, MiB/s, peak RSS); curl -o of a fresh signed URL
-    (and curl -o + sync FILE); imgen generate of a tiny image (its fixed cost: start-up, request)."""
-    mib = size / MiB
-    d = DownloadSeries(
-        Series(f"imgen generate, {mib:g} MiB image: wall", "s"),
-        Series(f"imgen generate, {mib:g} MiB image: throughput (size / whole wall)", "MiB/s"),
-        Series(f"imgen generate, {mib:g} MiB image: peak RSS", "MiB"),
-        Series(f"curl -o, {mib:g} MiB signed URL: wall", "s"),
-        Series(f"curl -o, {mib:g} MiB signed URL: throughput", "MiB/s"),
-        Series(f"curl -o, {mib:g} MiB: peak RSS", "MiB"),
-        Series(f"curl -o + sync FILE, {mib:g} MiB: throughput", "MiB/s"),
-        Series("imgen generate, tiny image: wall (fixed cost)", "s"),
-    )
-    with contextlib.ExitStack() as stack:
-        server = stack.enter_context(fake_server(ctx.tmp, latency=0.0, image_bytes=size))
-        tiny = stack.enter_context(fake_server(ctx.tmp, latency=0.0)) if with_curl else None
+    @classmethod
+    def named(cls, name: str, size: int) -> Phase:
+        return cls(Series(f"{name}, {fmt_size(size)} image: wall", "s"), Series(f"{name}, tiny image: wall", "s"),
+                   Series(f"{name}: download phase ({fmt_size(size)} − tiny)", "s"))
 
-        def curl(record: bool, series: Series, script: str) -> Run:
-            payload, _ = post_generation(server, {"model": "dall-e-2", "prompt": PROMPT})
-            target = ctx.tmp / "curl-download.png"
-            env = {**ctx.runner.env, "BENCH_URL": payload["data"][0]["url"], "BENCH_OUT": str(target)}
-            run = ctx.runner.run(["bash", "-c", script], env=env, rss=True)
-            run.check("curl -o")
-            got = target.stat().st_size if target.exists() else 0
-            target.unlink(missing_ok=True)
-            if got != size:
-                raise BenchError(f"curl saved {got} bytes, expected {size}")
-            if record:
-                series.add(mib / run.wall)
-            return run
+    def add(self, big: Run, tiny: Run) -> None:
+        self.big.add(big.wall)
+        self.tiny.add(tiny.wall)
+        self.phase.add(big.wall - tiny.wall)
 
-        def once(record: bool) -> None:
-            out = ctx.fresh_dir("download")
-            run = imgen_oneshot(ctx, server, out, "--max-download", "1G", rss=True)
-            files = images_in(out)
-            if len(files) != 1 or files[0].stat().st_size != size:
-                raise BenchError(f"imgen saved {[f.stat().st_size for f in files]} bytes, expected one file of {size}")
-            shutil.rmtree(out, ignore_errors=True)
-            if record:
-                d.wall.add(run.wall)
-                d.rate.add(mib / run.wall)
-                d.rss.add(run.maxrss_kib / 1024)
-            if with_curl:
-                # exec: the measured process is curl itself, not a shell around it
-                run = curl(record, d.curl_rate, 'exec curl -s -o "$BENCH_OUT" "$BENCH_URL"')
-                if record:
-                    d.curl_wall.add(run.wall)
-                    d.curl_rss.add(run.maxrss_kib / 1024)
-                if with_sync:
-                    curl(record, d.curl_sync_rate, 'curl -s -o "$BENCH_OUT" "$BENCH_URL" && sync "$BENCH_OUT"')
-            if tiny is not None:
-                out = ctx.fresh_dir("download-tiny")
-                run = imgen_oneshot(ctx, tiny, out)
-                shutil.rmtree(out, ignore_errors=True)
-                if record:
-                    d.tiny_wall.add(run.wall)
+    def all(self) -> tuple[Series, Series, Series]:
+        return self.big, self.tiny, self.phase
 
-        once(False)  # warm-up: the server caches the padded image's hash per size
-        for _ in range(reps):
-            once(True)
-    if with_curl:
-        ctx.report.add_series("download", d.wall, d.rate, d.rss, d.curl_wall, d.curl_rate, d.curl_rss, d.curl_sync_rate, d.tiny_wall)
-    else:
-        ctx.report.add_series("memory", d.rss)
-    return d
+    def cell(self, size: int) -> str:
+        median = self.phase.median
+        rate = f" · {size / MiB / median:.0f} MiB/s" if median > 0 else ""
+        return f"{fmt_series(self.phase)}{rate}"
 
 
 def fig_download(ctx: Ctx) -> None:
+    """The download phase of one big image from a signed URL, imgen (with and without embedded
+    provenance) against curl -o and curl -o && sync FILE; and imgen's peak RSS."""
     size = (64 if ctx.args.quick else 512) * MiB
-    mib = size // MiB
     reps = ctx.reps(5, 2)
     missing = ctx.tools.missing("bash", "curl")
     with_sync = not missing and _sync_file_works(ctx)
-    d = _download_series(ctx, size, reps, with_curl=not missing, with_sync=with_sync)
-    label = f"download {mib} MiB"
-    imgen_cell = f"{fmt_series(d.rate)}; wall {fmt_time(d.wall.median)}"
-    if missing:
-        tool = na(f"tool missing: {', '.join(missing)}")
-        ctx.report.row("download", f"{label}: throughput", imgen_cell, tool, "n/a", "≥ 80% of curl", None)
-        ctx.report.row("download", f"{label}: peak RSS", fmt_series(d.rss), tool, "n/a", "< 64 MiB", d.rss.median < 64)
-        return
-    r = d.rate.median / d.curl_rate.median
-    ctx.report.row("download", f"{label}: throughput", imgen_cell, f"curl -o {fmt_series(d.curl_rate)}",
-                   f"{r:.0%} of curl", "≥ 80% of curl", r >= 0.80)
-    net = d.wall.median - d.tiny_wall.median
-    ctx.report.row("download", f"{label}: throughput net of fixed cost", f"{mib / net:.0f} MiB/s (wall − {fmt_time(d.tiny_wall.median)})",
-                   f"curl -o {d.curl_rate.median:.0f} MiB/s", f"{mib / net / d.curl_rate.median:.0%} of curl", "—", None)
-    if with_sync:
-        ctx.report.row("download", f"{label}: vs curl + fsync", imgen_cell, f"curl -o + sync FILE {fmt_series(d.curl_sync_rate)}",
-                       f"{d.rate.median / d.curl_sync_rate.median:.0%} of curl+sync", "—", None)
-    ctx.report.row("download", f"{label}: peak RSS", fmt_series(d.rss), f"curl {fmt_series(d.curl_rss)}",
-                   f"{d.rss.median / d.curl_rss.median:.1f}× curl", "< 64 MiB", d.rss.median < 64)
+    modes = {"--metadata none": "none", "provenance embedded, the default": None}
+    imgen = {mode: Phase.named(f"imgen generate ({mode})", size) for mode in modes}
+    rss = {mode: Series(f"imgen generate ({mode}), {fmt_size(size)} image: peak RSS", "MiB") for mode in modes}
+    curl = Phase.named("curl -o", size)
+    curl_sync = Phase.named("curl -o && sync FILE", size)
+    s_curl_rss = Series(f"curl -o, {fmt_size(size)} image: peak RSS", "MiB")
+    embedded_bytes: list[int] = []
+    with contextlib.ExitStack() as stack:
+        big = stack.enter_context(fake_server(ctx.tmp, latency=0.0, image_bytes=size))
+        tiny = stack.enter_context(fake_server(ctx.tmp, latency=0.0))
+
+        def once(record: bool) -> None:
+            # imgen and curl take turns; each big run is followed by its tiny counterpart, run the
+            # same way (same launcher, same flags), so the difference is the download alone.
+            for (mode, metadata), (other, script) in zip(modes.items(), ((curl, CURL_GET), (curl_sync, CURL_GET_SYNC))):
+                b, saved = imgen_download(ctx, big, size, metadata=metadata, rss=True)
+                t, _ = imgen_download(ctx, tiny, None, metadata=metadata, rss=True)
+                if record:
+                    imgen[mode].add(b, t)
+                    rss[mode].add(b.maxrss_kib / 1024)
+                    if metadata is None:
+                        embedded_bytes.append(saved - size)
+                if missing or (other is curl_sync and not with_sync):
+                    continue
+                measure_rss = other is curl
+                b = curl_download(ctx, big, size, script, rss=measure_rss)
+                t = curl_download(ctx, tiny, None, script, rss=measure_rss)
+                if record:
+                    other.add(b, t)
+                    if measure_rss:
+                        s_curl_rss.add(b.maxrss_kib / 1024)
+
+        once(False)  # warm-up: bytecode and page caches; the server hashes the padded image once per size
+        for _ in range(reps):
+            once(True)
+    ctx.report.add_series("download", *(s for mode in modes for s in (*imgen[mode].all(), rss[mode])),
+                          *curl.all(), *curl_sync.all(), s_curl_rss)
+    if embedded_bytes and max(embedded_bytes) == 0:
+        ctx.report.note("download", "the default run saved exactly the served bytes: no provenance was embedded")
+    label = f"download {fmt_size(size)} phase"
+    for mode in modes:
+        mine = imgen[mode]
+        for other, name, target, least, word in (
+            (curl_sync, "curl -o && sync", "≥ 1.25× faster than curl -o && sync", 1.25, "faster"),
+            (curl, "curl -o", "≥ 0.5× curl -o", 0.5, "curl's speed"),
+        ):
+            row_label = f"{label} vs {name} ({mode})"
+            if missing or (other is curl_sync and not with_sync):
+                reason = f"tool missing: {', '.join(missing)}" if missing else "this sync cannot sync one FILE"
+                ctx.report.row("download", row_label, mine.cell(size), na(reason), "n/a", target, None)
+                continue
+            comparison = f"{name} {other.cell(size)}"
+            if mine.phase.median <= 0 or other.phase.median <= 0:
+                ctx.report.row("download", row_label, mine.cell(size), comparison, "n/a (a phase ≤ 0: noise)", target, None)
+                continue
+            r = other.phase.median / mine.phase.median
+            text = f"{r:.2f}× {word}" if word != "faster" or r >= 1 else f"{1 / r:.2f}× slower"
+            ctx.report.row("download", row_label, mine.cell(size), comparison, text, target, r >= least)
+    peak = rss["provenance embedded, the default"]
+    if s_curl_rss.samples:
+        comparison, ratio = f"curl -o {fmt_series(s_curl_rss)}", f"{peak.median / s_curl_rss.median:.1f}× curl"
+    else:
+        comparison, ratio = na(f"tool missing: {', '.join(missing)}"), "n/a"
+    ctx.report.row("download", f"download {fmt_size(size)}: peak RSS (the default)", fmt_series(peak), comparison,
+                   ratio, "≤ 64 MiB", peak.median <= 64)
 
 
 def fig_base64(ctx: Ctx) -> None:
@@ -800,11 +878,11 @@ def fig_base64(ctx: Ctx) -> None:
         }
         for _ in range(reps):
             out = ctx.fresh_dir("b64")
-            run = imgen_oneshot(ctx, server, out, *extra, rss=True)
-            sizes = [p.stat().st_size for p in images_in(out)]
-            shutil.rmtree(out, ignore_errors=True)
-            if sizes != [each] * n:
-                raise BenchError(f"imgen saved {sizes}, expected {n} files of {each} bytes")
+            try:
+                run = imgen_oneshot(ctx, server, out, *extra, rss=True)
+                check_saved(out, each, "imgen -n b64_json", count=n)
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
             s_wall.add(run.wall)
             s_rss.add(run.maxrss_kib / 1024)
             if not missing:
@@ -817,8 +895,11 @@ def fig_base64(ctx: Ctx) -> None:
     with fake_server(ctx.tmp, latency=0.0) as server:  # the flat reference: same path, tiny image
         for _ in range(reps):
             out = ctx.fresh_dir("b64-tiny")
-            run = imgen_oneshot(ctx, server, out, "--response-format", "b64_json", rss=True)
-            shutil.rmtree(out, ignore_errors=True)
+            try:
+                run = imgen_oneshot(ctx, server, out, "--response-format", "b64_json", rss=True)
+                check_saved(out, None, "imgen b64_json, tiny image")
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
             s_flat.add(run.maxrss_kib / 1024)
     ctx.report.add_series("base64", s_wall, s_rss, s_curl, s_flat)
     body_mib = body_size / MiB
@@ -827,28 +908,36 @@ def fig_base64(ctx: Ctx) -> None:
                    f"{s_rss.median / body_mib:.2f}× body", "≤ 2× body", s_rss.median <= 2 * body_mib)
     growth = s_rss.median - s_flat.median
     ctx.report.row("base64", f"{label}: stretch, flat", fmt_series(s_rss), f"tiny b64 image {fmt_series(s_flat)}",
-                   f"+{growth:.1f} MiB", "flat (≤ +8 MiB)", growth <= 8)
-    ctx.report.row("base64", f"{label}: wall", fmt_series(s_wall),
+                   f"{growth:+.1f} MiB", "flat (≤ +8 MiB)", growth <= 8)
+    ctx.report.row("base64", f"{label}: wall vs receiving the body", fmt_series(s_wall),
                    na("tool missing: curl") if missing else f"curl POST → /dev/null {fmt_series(s_curl)}",
                    f"{s_wall.median / s_curl.median:.2f}× curl's time" if not missing else "n/a", "—", None)
 
 
 def fig_memory(ctx: Ctx) -> None:
-    sizes_mib = [1, 16, 64] if ctx.args.quick else [1, 64, 512]
+    """imgen's peak RSS over download sizes up to 1 GiB, the sizes taking turns in each repetition."""
+    sizes = [m * MiB for m in ((1, 16, 64) if ctx.args.quick else (1, 64, 512, 1024))]
     reps = ctx.reps(3, 2)
-    peaks: dict[int, Series] = {}
-    for mib in sizes_mib:
-        peaks[mib] = _download_series(ctx, mib * MiB, reps, with_curl=False).rss
-    base = peaks[sizes_mib[0]]
-    for mib in sizes_mib:
-        s = peaks[mib]
-        ctx.report.row("memory", f"peak RSS, {mib} MiB download", fmt_series(s), f"{sizes_mib[0]} MiB: {fmt_value(base, base.median)}",
-                       f"+{s.median - base.median:.1f} MiB", "< 64 MiB", s.median < 64)
-    top = peaks[sizes_mib[-1]]
-    growth = top.median - base.median
-    ctx.report.row("memory", f"growth {sizes_mib[0]} → {sizes_mib[-1]} MiB", f"+{growth:.1f} MiB",
-                   f"size +{sizes_mib[-1] - sizes_mib[0]} MiB", f"{growth / (sizes_mib[-1] - sizes_mib[0]):.2%} of size",
-                   "flat (≤ +8 MiB)", growth <= 8)
+    peaks = {size: Series(f"imgen generate, {fmt_size(size)} image: peak RSS", "MiB") for size in sizes}
+    with contextlib.ExitStack() as stack:
+        servers = {size: stack.enter_context(fake_server(ctx.tmp, latency=0.0, image_bytes=size)) for size in sizes}
+        for server in servers.values():
+            post_generation(server, {"model": "dall-e-2", "prompt": PROMPT})  # the server hashes its padded image once
+        imgen_download(ctx, servers[sizes[0]], sizes[0], metadata=None, rss=True, max_download="2G")  # warm-up
+        for _ in range(reps):
+            for size, server in servers.items():
+                run, _ = imgen_download(ctx, server, size, metadata=None, rss=True, max_download="2G")
+                peaks[size].add(run.maxrss_kib / 1024)
+    ctx.report.add_series("memory", *peaks.values())
+    base = peaks[sizes[0]]
+    for size, s in peaks.items():
+        ctx.report.row("memory", f"peak RSS, {fmt_size(size)} download", fmt_series(s),
+                       f"{fmt_size(sizes[0])}: {fmt_value(base, base.median)}",
+                       f"{s.median - base.median:+.1f} MiB", "< 64 MiB", s.median < 64)
+    growth = peaks[sizes[-1]].median - base.median
+    span = (sizes[-1] - sizes[0]) / MiB
+    ctx.report.row("memory", f"growth {fmt_size(sizes[0])} → {fmt_size(sizes[-1])}", f"{growth:+.1f} MiB",
+                   f"size +{span:g} MiB", f"{growth / span:.2%} of size", "flat (≤ +8 MiB)", growth <= 8)
 
 
 def _padded_png(path: Path, total: int) -> Path:
@@ -901,31 +990,47 @@ def fig_upload(ctx: Ctx) -> None:
     growth = s_rss.median - s_tiny.median
     mb = total // 1_000_000
     ctx.report.row("upload", f"peak RSS, {mb} MB upload", fmt_series(s_rss), f"64 KiB input {fmt_series(s_tiny)}",
-                   f"+{growth:.1f} MiB", "flat (≤ +8 MiB)", growth <= 8)
+                   f"{growth:+.1f} MiB", "flat (≤ +8 MiB)", growth <= 8)
     ctx.report.row("upload", f"wall, {mb} MB edit", fmt_series(s_wall), na("tool missing: curl") if missing else f"curl -F {fmt_series(s_curl)}",
                    f"{s_wall.median / s_curl.median:.2f}× curl's time" if not missing else "n/a", "—", None)
 
 
 def fig_ledger(ctx: Ctx) -> None:
     """The cost of the history ledger: one batch at zero latency, with and without it, runs
-    alternating so drift on a shared machine falls on both."""
+    alternating so drift on a shared machine falls on both. A 1-job batch (ledger on) in the same
+    repetitions gives the batch's fixed cost, and so the per-job overhead of the ledger-on runs."""
     jobs = 200 if ctx.args.quick else 1000
     reps = ctx.reps(3, 1)
     prompts = ctx.tmp / "ledger-prompts.txt"
     prompts.write_text("".join(f"ledger prompt {i}\n" for i in range(1, jobs + 1)))
+    one = ctx.tmp / "ledger-one.txt"
+    one.write_text("ledger prompt 1\n")
     s_with = Series(f"imgen --batch, {jobs} jobs, ledger on", "s")
     s_without = Series(f"imgen --batch, {jobs} jobs, --no-log", "s")
+    s_one = Series("imgen --batch, 1 job, ledger on", "s")
+    s_per_job = Series(f"batch per-job overhead: ({jobs} jobs − 1 job) / {jobs - 1}, ledger on", "s")
     with fake_server(ctx.tmp, latency=0.0) as server:
         for rep in range(reps):
-            for series, extra in ((s_with, ()), (s_without, ("--no-log",))):
+            walls = {}
+            # each batch starts from an empty ledger of its own, so none pays for another's history
+            for key, series, source, count, extra in (
+                ("with", s_with, prompts, jobs, ()),
+                ("without", s_without, prompts, jobs, ("--no-log",)),
+                ("one", s_one, one, 1, ()),
+            ):
                 out = ctx.fresh_dir("ledger")
-                env = {**ctx.imgen_env(server), "IMGEN_DATA_DIR": str(ctx.tmp / f"ledger-{rep}")}
-                argv = [ctx.imgen, "generate", "--batch", str(prompts), "-j", "8", "-m", "dall-e-2", "-q", "-o", str(out), *extra]
-                series.add(run_saving(ctx, argv, out, jobs, "imgen --batch", env=env).wall)
-    ctx.report.add_series("ledger", s_with, s_without)
+                env = {**ctx.imgen_env(server), "IMGEN_DATA_DIR": str(ctx.tmp / f"ledger-{rep}-{key}")}
+                argv = [ctx.imgen, "generate", "--batch", str(source), "-j", "8", "-m", "dall-e-2", "-q", "-o", str(out), *extra]
+                walls[key] = run_saving(ctx, argv, out, count, "imgen --batch", env=env).wall
+                series.add(walls[key])
+            s_per_job.add((walls["with"] - walls["one"]) / (jobs - 1))
+    ctx.report.add_series("ledger", s_with, s_without, s_one, s_per_job)
     per_job = (s_with.median - s_without.median) / jobs * 1000
     ctx.report.row("ledger", f"{jobs}-job batch, ledger on", fmt_series(s_with), f"--no-log {fmt_series(s_without)}",
                    f"{per_job:+.2f} ms per generation", "< 5 ms per generation", per_job < 5)
+    st = {k: v * 1000 for k, v in s_per_job.stats().items() if k != "n"}
+    ctx.report.row("ledger", "batch per-job overhead, -j 8, ledger on", f"{jobs} jobs {fmt_series(s_with)}",
+                   f"1 job {fmt_series(s_one)}", f"{st['median']:.2f} ms per job [{st['min']:.2f}–{st['max']:.2f}]", "—", None)
 
 
 FIGURE_FUNCS: dict[str, Callable[[Ctx], None]] = {
