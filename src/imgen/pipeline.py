@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .dialects import ApiCall, TaskRef
 from .files.writer import ImageWriter, check_writable
@@ -28,14 +28,25 @@ from .generation.outcome import Outcome
 from .generation.outcome import document as outcome_document
 from .generation.plan import Plan, describe_request, prepare
 from .generation.saving import save_all, staging
-from .generation.tasks import TaskInterrupted, TaskStillRunning
 from .results import GenerationResponse, ImageResult
 from .transport import answer
+
+if TYPE_CHECKING:
+    from .generation.tasks import TaskInterrupted, TaskStillRunning
 
 # What a command needs of a generation, in one place: prepare a plan, show it, run it, report it.
 __all__ = [
     "Hooks", "Plan", "TaskInterrupted", "TaskStillRunning", "call_api", "describe_request", "mark_task", "outcome_document", "prepare", "run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The task machinery loads with the first task dialect run, not with every generation.
+    if name in ("TaskInterrupted", "TaskStillRunning"):
+        from .generation import tasks
+
+        return getattr(tasks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run(plan: Plan, hooks: Hooks | None = None, *, resume: TaskRef | None = None, submit: ApiCall | None = None) -> Outcome:
@@ -98,10 +109,10 @@ def keep_asked(parsed: GenerationResponse, plan: Plan, hooks: Hooks) -> Generati
 
 def mark_task(outcome: Outcome) -> None:
     """The journal learns how a task ended once its images are on disk (or are not)."""
-    from .generation.tasks import mark
-
     if not outcome.response.meta.get("task_id"):
         return
+    from .generation.tasks import mark
+
     paths = "\n".join(str(s.image.path) for s in outcome.saved if s.image.path is not None)
     mark(outcome.response.meta["task_id"], "done" if outcome.saved or outcome.urls else "failed", paths or "no image saved")
 

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from .. import dialects, jsontext, redact, suggest
 from ..errors import ConfigError, UsageError
-from . import configfile, credentials
+from . import configfile
 
 DEFAULT_PROFILE = "cometapi"
 
@@ -252,6 +252,8 @@ class Settings:
             if not openai_only:
                 return Sourced(self.environ[name], f"env {name}")
             self.key_problem = self._openai_refusal(f"the key in {name}")
+        from . import credentials  # a key from the environment, the usual case, needs no file
+
         path = self.credentials_path or configfile.credentials_path(self.environ)
         stored = credentials.stored_key(path, self.profile)
         if stored is None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from .. import dialects
 from ..errors import ConfigError
-from ..models import aspect, capabilities
+from ..models import capabilities
 from ..models.capabilities import ModelSpec
 from ..models.rules import Bool, Enum, FloatRange, IntRange, ListOf, Rule, Sizes, Text
 from ..request import FLAG_FOR_FIELD
@@ -87,6 +87,8 @@ def _spec(path: Path, model_id: str, table: Any) -> ModelSpec:
         lo, hi = _range(table["n"], lambda what: fail("n", what + "; e.g. n = 4 or n = [1, 4]"))
         fields["n"] = IntRange(lo, hi)
     if "ratios" in table:
+        from ..models import aspect  # only a record that lists ratios needs them parsed
+
         ratios = table["ratios"]
         try:
             parsed = [str(aspect.Ratio.parse(r)) for r in ratios] if isinstance(ratios, list) and ratios else None

@@ -8,7 +8,6 @@ import json
 import shlex
 import sys
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Sequence
@@ -19,7 +18,7 @@ from ..errors import AuthError, UsageError
 from ..files import imagetype, names
 from ..files.inputs import InputImage
 from ..files.writer import DEFAULT_MAX_BYTES
-from ..models import aspect, capabilities, preflight
+from ..models import capabilities, preflight
 from ..request import GenerateRequest
 from ..transport.answer import DEFAULT_MAX_ANSWER
 
@@ -186,9 +185,13 @@ def _unsendable(request: GenerateRequest) -> list[str]:
 def _shape_from_the_command_line(defaults: dict[str, Any], given: dict[str, Any]) -> None:
     """A shape on the command line replaces the profile's, whichever way each was given: -s WxH
     drops a profile's aspect, --aspect a profile's WxH size (a 1K|2K|4K scale stays with it)."""
-    if given.get("size") is not None and str(given["size"]).upper() not in aspect.SCALES:
+    if given.get("size") is None and given.get("aspect") is None:
+        return  # no shape on the command line: the profile's stands, and models/aspect.py stays unloaded
+    from ..models.aspect import SCALES
+
+    if given.get("size") is not None and str(given["size"]).upper() not in SCALES:
         defaults.pop("aspect", None)
-    if given.get("aspect") is not None and defaults.get("size") is not None and str(defaults["size"]).upper() not in aspect.SCALES:
+    if given.get("aspect") is not None and defaults.get("size") is not None and str(defaults["size"]).upper() not in SCALES:
         defaults.pop("size")
 
 
@@ -299,14 +302,23 @@ def cost_of(plan: Plan, usage: dict[str, Any] | None = None) -> dict[str, Any]:
     it); never fetched here, so --dry-run stays free of network traffic and one-shot runs stay fast."""
     if plan.offline:
         return {"usd": 0.0, "basis": "estimated", "note": "the offline placeholder is free"}
-    from ..models import catalog, cost
-
+    # Each module only on the path that needs it: most runs end at "no cached price list".
     price = plan.spec.price_per_image if plan.spec is not None else None
     if price is not None:
+        from decimal import Decimal
+
         usd = float(Decimal(str(price)) * plan.request.n)
         return {"usd": usd, "basis": "estimated", "note": f"${price:g} per image x {plan.request.n} (your model record)"}
-    cached = catalog.read_cache(plan.base_url)
+    from ..models import catalogpath
+
+    cached = None
+    if catalogpath.is_cached(plan.base_url):
+        from ..models import catalog
+
+        cached = catalog.read_cache(plan.base_url)
     if cached is None:
         return {"usd": None, "basis": "unknown", "note": "no cached price list for this base URL; run: imgen models --remote"}
+    from ..models import cost
+
     request = plan.request
     return cost.estimate(request.model, request.n, cached, usage, fields=request.fields, prompt=request.prompt).to_dict()

@@ -9,7 +9,6 @@ must not pay for it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import tempfile
@@ -21,6 +20,7 @@ from typing import Any
 
 from .. import jsontext
 from ..errors import BadResponse, ImgenError, NetworkError, RateLimited, ServerError
+from .catalogpath import cache_dir, cache_path, normalize
 
 CACHE_TTL = 24 * 3600.0
 PAGE_SIZE = 100
@@ -155,10 +155,6 @@ def _image_models(raws: list[Any]) -> list[CatalogEntry]:
 # --------------------------------------------------------------------------- fetching
 
 
-def normalize(base_url: str) -> str:
-    return base_url.strip().rstrip("/")
-
-
 def fetch(
     base_url: str,
     *,
@@ -246,20 +242,6 @@ def _hint_network() -> str:
 
 
 # --------------------------------------------------------------------------- cache
-
-
-def cache_dir() -> Path:
-    override = os.environ.get("IMGEN_CACHE_DIR")
-    if override:
-        return Path(override).expanduser()
-    from platformdirs import user_cache_path
-
-    return user_cache_path("imgen")
-
-
-def cache_path(base_url: str) -> Path:
-    key = hashlib.sha256(normalize(base_url).encode()).hexdigest()[:16]
-    return cache_dir() / f"catalog-{key}.json"
 
 
 # The last cache file read, by (path, mtime, size): every generation prices itself (its --json,

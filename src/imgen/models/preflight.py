@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..request import GenerateRequest, flag_for
-from . import aspect, capabilities, editing
+from . import capabilities
 from .capabilities import EditSpec, ModelSpec, close_ids, lookup
 from .rules import _show_bool
 
@@ -164,11 +164,18 @@ def check(req: GenerateRequest, dialect: str, *, strict: bool = False) -> CheckR
         out.problems.append(f"--model {req.model}: the provider shut it down on {when}; use --model {instead}")
         return out
     # --aspect becomes the field this model takes (its record decides); req.fields is changed.
-    shaped = aspect.apply(req.fields, spec, req.model, strict=strict)
-    out.problems += [shaped.problem] if shaped.problem else []
-    out.warnings += [shaped.warning] if shaped.warning else []
+    if req.fields.get("aspect") is None:
+        req.fields.pop("aspect", None)  # what aspect.apply does with no shape, without loading it
+    else:
+        from . import aspect
+
+        shaped = aspect.apply(req.fields, spec, req.model, strict=strict)
+        out.problems += [shaped.problem] if shaped.problem else []
+        out.warnings += [shaped.warning] if shaped.warning else []
     rules = dict(spec.fields) if spec is not None else {}
     if req.edit:
+        from . import editing  # what `imgen edit` checks of its inputs: no generation pays for loading it
+
         edited = editing.check(spec, req.model, dialect, req.inputs, req.mask)
         out.problems += edited.problems
         out.edit = edited.edit

@@ -31,8 +31,11 @@ MAX_RETRY_AFTER = 60.0
 
 @functools.lru_cache(maxsize=1)
 def _tls() -> object:
-    # Loading the CA bundle costs ~20 ms a context: build it once for both clients.
-    return httpx.create_ssl_context(trust_env=True)
+    # One context for both clients, so the CA bundle (~20 ms) is read at most once, and only when
+    # an https connection is made.
+    from .tls import client_context
+
+    return client_context()
 
 
 def api_client(base_url: str, api_key: str | None, timeout: float) -> httpx.Client:
