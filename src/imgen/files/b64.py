@@ -6,14 +6,19 @@ ValueError) for anything that is not base64."""
 from __future__ import annotations
 
 import binascii
+from typing import Any
 
-try:
-    import pybase64
-except ImportError:  # pragma: no cover - a declared dependency; kept optional for vendored installs
-    pybase64 = None
+pybase64: Any = False  # imported with the first image to decode: most answers are URLs
 
 
 def decode(data: bytes | bytearray | memoryview | str) -> bytes:
+    global pybase64
+    if pybase64 is False:
+        try:
+            import pybase64 as fast
+        except ImportError:  # a declared dependency; kept optional for vendored installs
+            fast = None
+        pybase64 = fast
     if pybase64 is not None:
         return pybase64.b64decode(data, validate=True)
     return binascii.a2b_base64(data, strict_mode=True)
