@@ -172,7 +172,7 @@ def reader(response: httpx.Response, *, timeout: float | None, deadline: float |
     if "chunked" in response.headers.get("transfer-encoding", "").lower():
         return None
     length_text = response.headers.get("content-length")
-    length = int(length_text) if length_text is not None and length_text.isdigit() else None
+    length = int(length_text) if length_text is not None and length_text.isascii() and length_text.isdigit() else None
     if length_text is not None and length is None:
         return None
     if length is not None and length < RAW_FROM:
