@@ -25,6 +25,7 @@ import pytest
 from conftest import API_KEY, IMGEN, interruptible
 from hostile import HostileServer, head
 from imgen.transport import http, rawbody
+from test_tls_lazy import TLSServer, make_certs
 
 MiB = 1 << 20
 BIG = 20 * MiB  # over rawbody.RAW_FROM: read below httpx
@@ -425,3 +426,31 @@ def test_a_signal_mid_download_leaves_nothing(tmp_path, count, sig):
     assert proc.returncode == 130, stderr  # SIGTERM is handled as Ctrl-C: the same cleanup, the same code
     assert b"Traceback" not in stderr
     assert list(out.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+def test_over_tls_the_body_is_read_from_the_tls_socket_and_saved_byte_for_byte(tmp_path, certs, monkeypatch):
+    from imgen.files.writer import ImageWriter
+    from imgen.transport import download, urlpolicy
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca))
+    http._tls.cache_clear()
+    upstream = KeepAliveServer()
+    client = http.download_client(30)
+    try:
+        with TLSServer(certs, upstream=("127.0.0.1", int(upstream.base.rsplit(":", 1)[1]))) as relay:
+            saved = [download.fetch(
+                client, f"{relay.base_url}/{name}", lambda: ImageWriter(tmp_path, max_bytes=1 << 30), lambda ext, n=name: f"{n}.{ext}",
+                policy=http.RetryPolicy(retries=0), url_policy=urlpolicy.UrlPolicy.for_api(relay.base_url),
+            ) for name in ("big", "small", "big")]
+    finally:
+        client.close()
+        upstream.close()
+        http._tls.cache_clear()
+    assert [s.sha256 for s in saved] == [hashlib.sha256(d).hexdigest() for d in (upstream.big, upstream.small, upstream.big)]
+    assert all(hashlib.sha256(s.path.read_bytes()).hexdigest() == s.sha256 for s in saved)
+    assert relay.handshakes == 2, "the connection a raw read used must not be used again"

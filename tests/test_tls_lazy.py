@@ -36,8 +36,12 @@ class Certs:
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+def make_certs(where: Path) -> Certs:
+    """A CA, and a certificate it signed for 127.0.0.1, in `where`."""
     openssl = require_tool("openssl", "openssl")
-    where = tmp_path_factory.mktemp("certs")
 
     def run(*args: str) -> str:
         return subprocess.run([openssl, *args], cwd=where, check=True, capture_output=True, text=True, timeout=60).stdout
