@@ -350,3 +350,49 @@ def test_cost_from_the_fake_catalog(fake):
     found = catalog.load(fake.base_url, now=T0)
     assert estimate_cost("doubao-seedream-5-0-260128", 2, found)[0] == 0.07
     assert estimate_cost("qwen-image", 1, found)[0] == 0.03
+
+
+def test_a_kept_alive_connection_closed_between_pages_is_asked_again_on_a_new_one(cache_dir):
+    """The server keeps the connection open after a page, then drops it when the next request
+    arrives on it, unanswered ("Server disconnected without sending a response"). A listing is safe
+    to ask for again, once, on a new connection."""
+    import socket
+
+    pages = {1: [{"id": "img-a", "model_type": "image"}], 2: [{"id": "img-b", "model_type": "image"}]}
+    asked: list[int] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve(conn):
+        with conn:
+            answered = False
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    more = conn.recv(65536)
+                    if not more:
+                        return
+                    data += more
+                line, _, data = data.partition(b"\r\n\r\n")
+                if answered:
+                    return  # dropped, unanswered
+                page = int(parse_qs(urlsplit(line.split(b" ")[1].decode()).query)["page"][0])
+                asked.append(page)
+                body = json.dumps({"success": True, "data": pages[page], "total": 2}).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                answered = True
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        records, warnings = catalog.fetch(f"http://127.0.0.1:{listener.getsockname()[1]}", page_size=1)
+    finally:
+        listener.close()
+    assert [r["id"] for r in records] == ["img-a", "img-b"] and warnings == []
+    assert asked == [1, 2]

@@ -201,12 +201,20 @@ def _page(client: Any, url: str, page: int, page_size: int, timeout: float) -> d
     from ..transport import answer
 
     try:
-        with answer.deadline(max(timeout, 60.0)):
-            response = client.send(client.build_request("GET", url, params={"page": page, "page_size": page_size}), stream=True)
+        for attempt in (1, 2):
             try:
-                body = answer.read(response, CATALOG_LIMIT, what=f"the catalog at {url}")
-            finally:
-                response.close()
+                with answer.deadline(max(timeout, 60.0)):
+                    response = client.send(client.build_request("GET", url, params={"page": page, "page_size": page_size}), stream=True)
+                    try:
+                        body = answer.read(response, CATALOG_LIMIT, what=f"the catalog at {url}")
+                    finally:
+                        response.close()
+                break
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                # A kept-alive connection the server closed between two pages fails like this; a GET
+                # of a listing is safe to send again, once, on a new connection.
+                if attempt == 2:
+                    raise
     except httpx.TimeoutException:
         raise NetworkError(f"the catalog at {url} did not answer within {timeout:g} s", _hint_network()) from None
     except httpx.HTTPError as exc:
