@@ -48,30 +48,14 @@ from pathlib import Path
 from .. import __version__
 from . import imageinfo, imagetype
 from .containers import FORMATS, STRUCTURE_STEPS, is_c2pa, jpeg_parts, parts, png_parts, pread, riff_extent, size_of, webp_parts
+from .metanames import NS, PNG_XMP_KEY, RDF, XMP_SIG
 
-if typing.TYPE_CHECKING:
-    pass
-
-XMP_NS = "https://imgen.invalid/ns/1.0/"
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 # Appended to a string cut to fit a JPEG's XMP segment, so a reader knows the text is not whole.
 CUT_MARK = "…[truncated]"
 
 COPY_BLOCK = 1 << 20
-MAX_METADATA = 4 << 20
-
-_XMP_SIG = b"http://ns.adobe.com/xap/1.0/\0"
-_XMP_MAX_JPEG = 65533 - len(_XMP_SIG)  # the APP1 length field counts itself, the signature and the packet
-_PNG_XMP_KEY = b"XML:com.adobe.xmp"
-_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
-_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-_NS = {
-    "dc": "http://purl.org/dc/elements/1.1/",
-    "xmp": "http://ns.adobe.com/xap/1.0/",
-    "exif": "http://ns.adobe.com/exif/1.0/",
-    "Iptc4xmpExt": "http://iptc.org/std/Iptc4xmpExt/2008-02-29/",
-    "imgen": XMP_NS,
-}
+_XMP_MAX_JPEG = 65533 - len(XMP_SIG)  # the APP1 length field counts itself, the signature and the packet
 # Characters XML 1.0 cannot carry at all, not even as references: the complement of its Char
 # production (tab, LF, CR, U+0020-U+D7FF, U+E000-U+FFFD, U+10000-U+10FFFF), spelled as the few
 # ranges it leaves out, which compiles in a seventh of the time the negated class takes.
@@ -164,7 +148,7 @@ def _plan_png(f: typing.BinaryIO, size: int, info: imageinfo.ImageInfo, record: 
         if is_c2pa("png", f, part):
             raise Signed("the PNG carries a C2PA manifest")
         has_idat = has_idat or part.kind == b"IDAT"
-        if part.kind == b"iTXt" and pread(f, part.data, len(_PNG_XMP_KEY) + 1) == _PNG_XMP_KEY + b"\0":
+        if part.kind == b"iTXt" and pread(f, part.data, len(PNG_XMP_KEY) + 1) == PNG_XMP_KEY + b"\0":
             has_xmp = True
     if not has_idat:
         raise ValueError("PNG has no image data")
@@ -181,7 +165,7 @@ def png_chunks(record: dict, parameters: str | None, *, xmp: bool = True) -> byt
     if parameters is not None:
         chunks.append(_png_text(b"parameters", parameters))
     if xmp:
-        chunks.append(_png_chunk(b"iTXt", _itxt(_PNG_XMP_KEY, _xmp_packet(record, None, carry_record=False).decode())))
+        chunks.append(_png_chunk(b"iTXt", _itxt(PNG_XMP_KEY, _xmp_packet(record, None, carry_record=False).decode())))
     return b"".join(chunks)
 
 
@@ -207,7 +191,7 @@ def png_insertion_stands(path: Path, offset: int, length: int) -> bool:
                     continue
                 if is_c2pa("png", f, part):
                     return False
-                if part.kind == b"iTXt" and pread(f, part.data, len(_PNG_XMP_KEY) + 1) == _PNG_XMP_KEY + b"\0":
+                if part.kind == b"iTXt" and pread(f, part.data, len(PNG_XMP_KEY) + 1) == PNG_XMP_KEY + b"\0":
                     return False
                 has_idat = has_idat or part.kind == b"IDAT"
             return has_idat
@@ -220,8 +204,8 @@ def _plan_jpeg(f: typing.BinaryIO, size: int, info: imageinfo.ImageInfo, record:
     for part in jpeg_parts(f, size, STRUCTURE_STEPS):
         if is_c2pa("jpeg", f, part):
             raise Signed("the JPEG carries a C2PA manifest")
-        head = pread(f, part.data, len(_XMP_SIG)) if part.kind == b"\xe1" else b""
-        if head == _XMP_SIG:
+        head = pread(f, part.data, len(XMP_SIG)) if part.kind == b"\xe1" else b""
+        if head == XMP_SIG:
             raise ValueError("the JPEG already has an XMP packet")
         if insert is None and part.kind != b"\xe0" and not head.startswith(b"Exif\0"):
             insert = part.start
@@ -229,7 +213,7 @@ def _plan_jpeg(f: typing.BinaryIO, size: int, info: imageinfo.ImageInfo, record:
     assert insert is not None and scan is not None  # the walk only ends normally at SOS
     if not _has_eoi(f, scan, size):
         raise ValueError("JPEG cut short: no end-of-image marker")
-    packet = _XMP_SIG + _jpeg_packet(record, parameters)
+    packet = XMP_SIG + _jpeg_packet(record, parameters)
     segment = b"\xff\xe1" + struct.pack(">H", 2 + len(packet)) + packet
     return [(0, insert), segment, (insert, size - insert)]
 
@@ -358,12 +342,12 @@ def _xmp_packet(record: dict, parameters: str | None, carry_record: bool = True)
         if parameters is not None:
             properties.append(_lang_alt("exif:UserComment", parameters))
         properties.append(f"<imgen:record>{_xml_text(_json(record))}</imgen:record>")
-    namespaces = "".join(f'\n    xmlns:{prefix}="{uri}"' for prefix, uri in _NS.items())
+    namespaces = "".join(f'\n    xmlns:{prefix}="{uri}"' for prefix, uri in NS.items())
     body = "".join(f"\n   {p}" for p in properties)
     text = (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
         '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
-        f' <rdf:RDF xmlns:rdf="{_RDF}">\n'
+        f' <rdf:RDF xmlns:rdf="{RDF}">\n'
         f'  <rdf:Description rdf:about=""{namespaces}>{body}\n'
         "  </rdf:Description>\n"
         " </rdf:RDF>\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import imageinfo
 from .containers import Part, is_c2pa, jpeg_parts, png_parts, pread, riff_extent, size_of, webp_parts
-from .metadata import _NS, _PNG_XMP_KEY, _RDF, _XML_LANG, _XMP_SIG, MAX_METADATA
+from .metanames import MAX_METADATA, NS, PNG_XMP_KEY, RDF, XML_LANG, XMP_SIG
 
 
 def read(path: Path) -> dict:
@@ -112,11 +112,11 @@ def _png_text_entry(kind: bytes, data: bytes, found: _Found) -> tuple[str, str] 
 def _collect_jpeg(f: typing.BinaryIO, size: int, found: _Found) -> None:
     for part in jpeg_parts(f, size, imageinfo.MAX_STEPS):
         if part.kind == b"\xe1":
-            head = pread(f, part.data, len(_XMP_SIG))
+            head = pread(f, part.data, len(XMP_SIG))
             if head.startswith(b"Exif\0") and found.exif is None:
                 found.exif = (found.take(f, part) or b"")[6:] or None
-            elif head == _XMP_SIG and found.xmp is None:
-                found.xmp = (found.take(f, part) or b"")[len(_XMP_SIG) :] or None
+            elif head == XMP_SIG and found.xmp is None:
+                found.xmp = (found.take(f, part) or b"")[len(XMP_SIG) :] or None
         elif part.kind == b"\xeb":
             found.c2pa = found.c2pa or is_c2pa("jpeg", f, part)
             data = found.take(f, part, partial=True) or b""
@@ -157,7 +157,7 @@ def _report(info: imageinfo.ImageInfo, found: _Found) -> dict:
     record = _json_object(text.pop("imgen", None))
     parameters = text.pop("parameters", None)
     comfy = {key: _maybe_json(text.pop(key, None)) for key in ("prompt", "workflow")}
-    packet = text.pop(_PNG_XMP_KEY.decode(), None)
+    packet = text.pop(PNG_XMP_KEY.decode(), None)
     xmp = _parse_xmp(found.xmp if packet is None else packet.encode("utf-8"))
     if xmp is not None:
         xmp_record = xmp.pop("record")
@@ -213,10 +213,10 @@ def _parse_xmp(packet: bytes | None) -> dict | None:
         root = ET.fromstring(packet)
     except (ET.ParseError, ValueError):
         return None
-    descriptions = list(root.iter(f"{{{_RDF}}}Description"))
+    descriptions = list(root.iter(f"{{{RDF}}}Description"))
 
     def prop(prefix: str, name: str) -> str | None:
-        tag = f"{{{_NS[prefix]}}}{name}"
+        tag = f"{{{NS[prefix]}}}{name}"
         for description in descriptions:
             if tag in description.attrib:
                 return description.attrib[tag]
@@ -236,14 +236,14 @@ def _parse_xmp(packet: bytes | None) -> dict | None:
 
 def _xmp_value(element: ET.Element) -> str | None:
     """A simple property's text or resource URI, or a language alternative's x-default (else first) item."""
-    resource = element.get(f"{{{_RDF}}}resource")
+    resource = element.get(f"{{{RDF}}}resource")
     if resource is not None:
         return resource
-    containers = [child for child in element if child.tag in (f"{{{_RDF}}}Alt", f"{{{_RDF}}}Seq", f"{{{_RDF}}}Bag")]
+    containers = [child for child in element if child.tag in (f"{{{RDF}}}Alt", f"{{{RDF}}}Seq", f"{{{RDF}}}Bag")]
     if not containers:
         return None if len(element) else (element.text or "")
-    items = containers[0].findall(f"{{{_RDF}}}li")
-    chosen = next((li for li in items if li.get(_XML_LANG) == "x-default"), items[0] if items else None)
+    items = containers[0].findall(f"{{{RDF}}}li")
+    chosen = next((li for li in items if li.get(XML_LANG) == "x-default"), items[0] if items else None)
     return None if chosen is None else (chosen.text or "")
 
 
