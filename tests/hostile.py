@@ -22,6 +22,19 @@ from dataclasses import dataclass, field
 from fakeserver import make_image
 
 
+def stop_listening(sock: socket.socket, acceptor: threading.Thread) -> None:
+    """Stop a listening socket that `acceptor` is blocked in accept() on. close() alone does not
+    wake that accept(), and once the descriptor's number is reused by a later test's server, this
+    thread could accept (and answer) that server's connections. shutdown() wakes it; it is joined
+    before the number is given back."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    acceptor.join(timeout=5)
+    sock.close()
+
+
 @dataclass
 class Request:
     method: str
@@ -51,7 +64,7 @@ class HostileServer:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._sock.close()
+        stop_listening(self._sock, self._thread)
 
     def _serve(self) -> None:
         while not self._stop.is_set():

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from fakeserver import FakeServer
+from hostile import stop_listening
 from imgen.errors import BadResponse, NetworkError, ServerError
 from imgen.models import catalog
 from imgen.models.catalog import CatalogEntry
@@ -389,10 +390,11 @@ def test_a_kept_alive_connection_closed_between_pages_is_asked_again_on_a_new_on
                 return
             threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
-    threading.Thread(target=accept, daemon=True).start()
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
     try:
         records, warnings = catalog.fetch(f"http://127.0.0.1:{listener.getsockname()[1]}", page_size=1)
     finally:
-        listener.close()
+        stop_listening(listener, acceptor)
     assert [r["id"] for r in records] == ["img-a", "img-b"] and warnings == []
     assert asked == [1, 2]

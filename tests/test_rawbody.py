@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from conftest import API_KEY, IMGEN, interruptible
-from hostile import HostileServer, head
+from hostile import HostileServer, head, stop_listening
 from imgen.transport import http, rawbody
 from test_tls_lazy import TLSServer, make_certs
 
@@ -201,7 +201,8 @@ class KeepAliveServer:
         self.connections = 0
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.base = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._serve, daemon=True)
+        self._acceptor.start()
 
     def _serve(self) -> None:
         while True:
@@ -229,7 +230,7 @@ class KeepAliveServer:
                     return
 
     def close(self) -> None:
-        self._sock.close()
+        stop_listening(self._sock, self._acceptor)
 
 
 def test_a_raw_read_connection_is_never_reused_and_small_downloads_keep_theirs(tmp_path):
